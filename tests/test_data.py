@@ -1,0 +1,124 @@
+import gzip
+import json
+
+import pytest
+
+from conftest import read_lines
+from translate.data import (
+    EncodedCorpus, clean_pairs, fetch_multi30k, has_split, make_batch, read_parallel, token_batches,
+)
+from translate.errors import CorpusError
+from translate.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+def test_multi30k_folder(multi30k):
+    pairs = read_parallel(multi30k, "de", "en", "train")
+    assert len(pairs) == 29000
+    assert pairs[0] == (read_lines(multi30k / "train.de.gz")[0].strip(), read_lines(multi30k / "train.en.gz")[0].strip())
+    assert len(read_parallel(multi30k, "en", "fr", "val")) == 1014
+    assert len(read_parallel(multi30k, "cs", "en", "test_2016_flickr")) == 1000
+
+
+def test_plain_and_gz_files(tmp_path):
+    (tmp_path / "train.de").write_text("Hallo\nWelt\n", encoding="utf-8")
+    with gzip.open(tmp_path / "train.en.gz", "wt", encoding="utf-8") as f:
+        f.write("Hello\nWorld\n")
+    assert read_parallel(tmp_path, "de", "en", "train") == [("Hallo", "Hello"), ("Welt", "World")]
+
+
+def test_tsv_with_header_without_header_and_quotes(tmp_path):
+    with_header = tmp_path / "a.tsv"
+    with_header.write_text('en\tde\nA "quoted" dog.\tEin "Hund".\nNA\tnan\n', encoding="utf-8")
+    assert read_parallel(with_header, "de", "en", "train") == [('Ein "Hund".', 'A "quoted" dog.'), ("nan", "NA")]
+    plain = tmp_path / "b.tsv"
+    plain.write_text("Ein Hund.\tA dog.\nZwei Katzen.\tTwo cats.\n", encoding="utf-8")
+    assert read_parallel(plain, "de", "en", "test") == [("Ein Hund.", "A dog."), ("Zwei Katzen.", "Two cats.")]
+
+
+def test_jsonl_nested_and_flat(tmp_path):
+    nested = tmp_path / "n.jsonl"
+    nested.write_text("\n".join(json.dumps({"translation": {"de": d, "en": e}}) for d, e in [("Ja", "Yes"), ("Nein", "No")]))
+    assert read_parallel(nested, "de", "en", "train") == [("Ja", "Yes"), ("Nein", "No")]
+    flat = tmp_path / "f.jsonl"
+    flat.write_text(json.dumps({"de": "Ja", "en": "Yes"}) + "\n")
+    assert read_parallel(flat, "de", "en", "train") == [("Ja", "Yes")]
+    with pytest.raises(CorpusError, match="language 'fr' not in"):
+        read_parallel(nested, "de", "fr", "train")
+
+
+def test_split_placeholder(tmp_path):
+    for split in ("train", "val"):
+        (tmp_path / f"{split}.tsv").write_text(f"de\ten\n{split}-de\t{split}-en\n", encoding="utf-8")
+    spec = str(tmp_path / "{split}.tsv")
+    assert read_parallel(spec, "de", "en", "val") == [("val-de", "val-en")]
+    assert has_split(spec, "val") and not has_split(tmp_path / "train.tsv", "val")
+
+
+def test_mismatched_line_counts_are_an_error_with_counts(tmp_path):
+    (tmp_path / "train.de").write_text("a\nb\nc\n")
+    (tmp_path / "train.en").write_text("a\nb\n")
+    with pytest.raises(CorpusError, match="train.de has 3 lines, train.en has 2"):
+        read_parallel(tmp_path, "de", "en", "train")
+
+
+def test_missing_language_split_and_corpus(multi30k, tmp_path):
+    with pytest.raises(CorpusError, match=r"language 'xx' not in .* \(found: cs, de, en, fr\)"):
+        read_parallel(multi30k, "de", "xx", "train")
+    with pytest.raises(CorpusError, match="split 'dev' not in"):
+        read_parallel(multi30k, "de", "en", "dev")
+    with pytest.raises(CorpusError, match="corpus not found"):
+        read_parallel(tmp_path / "nope", "de", "en", "train")
+    with pytest.raises(CorpusError, match="both 'de'"):
+        read_parallel(multi30k, "de", "de", "train")
+    (tmp_path / "x.csv").write_text("a,b\n")
+    with pytest.raises(CorpusError, match="unknown corpus format"):
+        read_parallel(tmp_path / "x.csv", "de", "en", "train")
+
+
+def test_hub_offline_fails_with_a_clear_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    import datasets.config
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    with pytest.raises(CorpusError, match="hub corpora need the network"):
+        read_parallel("hub:bentrevett/multi30k", "de", "en", "train")
+
+
+def test_clean_pairs_reports_what_it_drops():
+    pairs = [("a", "b"), ("", "b"), ("a", ""), ("long", "x"), ("c", "d")]
+    encoded = [([5], [6]), ([], [6]), ([5], []), ([5] * 11, [6]), ([7], [8])]
+    keep, report = clean_pairs(pairs, encoded, max_len=10)
+    assert keep == [0, 4]
+    assert (report.kept, report.empty, report.too_long) == (2, 2, 1)
+    assert "dropped 2 with an empty side and 1 over-long" in str(report)
+
+
+def test_token_batches_respect_budget_cover_everything_and_are_seeded():
+    lengths = [(i * 7) % 23 + 1 for i in range(500)]
+    batches = token_batches(lengths, max_tokens=64, seed=3, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(500))
+    assert all(max(lengths[i] for i in b) * len(b) <= 64 for b in batches)
+    assert batches == token_batches(lengths, max_tokens=64, seed=3, epoch=0)
+    assert batches != token_batches(lengths, max_tokens=64, seed=3, epoch=1)
+    # length bucketing: padding stays small
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    assert padded < 1.3 * sum(lengths)
+
+
+def test_batch_layout():
+    batch = make_batch([([5, 6, 7], [8, 9]), ([10], [11, 12, 13])])
+    assert batch.src.tolist() == [[5, 6, 7, EOS_ID], [10, EOS_ID, PAD_ID, PAD_ID]]
+    assert batch.tgt_in.tolist() == [[BOS_ID, 8, 9, PAD_ID], [BOS_ID, 11, 12, 13]]
+    assert batch.tgt_out.tolist() == [[8, 9, EOS_ID, PAD_ID], [11, 12, 13, EOS_ID]]
+    assert batch.src_mask.tolist() == [[True] * 4, [True, True, False, False]]
+    assert batch.n_tgt_tokens == 7
+    assert sum(len(b.src) for b in EncodedCorpus([([1], [2])] * 10).batches(8, 0, 0)) == 10
+
+
+def test_fetch_multi30k_from_local_copy(multi30k, tmp_path):
+    files = fetch_multi30k(tmp_path / "m30k", multi30k)
+    assert len(files) == 12
+    assert len(read_parallel(tmp_path / "m30k", "de", "en", "val")) == 1014
+    with pytest.raises(CorpusError, match="not found"):
+        fetch_multi30k(tmp_path / "other", tmp_path / "empty")

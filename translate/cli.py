@@ -1,0 +1,243 @@
+"""The `translate` command: argument parsing and progress bars around library calls, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from translate.config import DEFAULT_DATA, merge, read_config_file, run_config_from_dict
+from translate.errors import ConfigError, TranslateError
+
+log = logging.getLogger("translate")
+ARCH_CHOICES = ("lstm", "lstm-attn", "transformer")
+
+
+def _parse_value(text: str) -> Any:
+    """A --set value: JSON when it parses (numbers, true/false), else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags, as a nested config dict that wins over --config."""
+    o: dict[str, Any] = {"data": {}, "model": {}, "train": {}, "tokenizer": {}}
+    if args.arch:
+        o["arch"] = args.arch
+    for flag, section, key in [
+        ("data", "data", "path"), ("src", "data", "src"), ("tgt", "data", "tgt"),
+        ("max_steps", "train", "max_steps"), ("minutes", "train", "minutes"), ("seed", "train", "seed"),
+        ("device", "train", "device"), ("eval_every", "train", "eval_every"), ("max_tokens", "train", "max_tokens"),
+        ("lr", "train", "lr"), ("vocab_size", "tokenizer", "vocab_size"),
+        ("cell", "model", "cell"), ("heads", "model", "heads"), ("layers", "model", "layers"),
+    ]:
+        value = getattr(args, flag)
+        if value is not None:
+            o[section][key] = value
+    if args.bidirectional:
+        o["model"]["bidirectional"] = True
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in ("data", "model", "train", "tokenizer"):
+            raise ConfigError(f"--set takes SECTION.KEY=VALUE with SECTION one of data, model, train, tokenizer; got {item!r}")
+        o[section][name] = _parse_value(value)
+    return o
+
+
+class _TrainProgress:
+    """A tqdm bar with loss, learning rate and tokens/s; evaluation lines printed above it."""
+
+    def __init__(self, total_steps: int | None):
+        self.total_steps = total_steps or None
+        self.bar = None
+
+    def on_start(self, info):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total_steps, unit="step", dynamic_ncols=True, file=sys.stderr)  # opened once data is ready
+        self.bar.write(
+            f"{info['arch']}: {info['parameters']:,} parameters on {info['device']}; vocab {info['vocab'][0]}/"
+            f"{info['vocab'][1]}; {info['cleaning']}; {info['valid_pairs']} validation pairs"
+            + (f"; resuming at step {info['resumed_at']}" if info["resumed_at"] is not None else ""),
+            file=sys.stderr,
+        )
+        if info["resumed_at"]:
+            self.bar.update(info["resumed_at"])
+
+    def on_step(self, m):
+        self.bar.set_postfix(loss=f"{m['loss']:.3f}", lr=f"{m['lr']:.2e}", tok_s=f"{m['tokens_per_s']:.0f}", refresh=False)
+        self.bar.update(1)
+
+    def on_eval(self, m):
+        self.bar.write(
+            f"step {m['step']}: val loss {m['val_loss']:.3f}, BLEU {m['val_bleu']:.2f}, chrF {m['val_chrf']:.2f}"
+            f"{' (best)' if m['improved'] else ''} after {m['train_minutes']:.1f} min",
+            file=sys.stderr,
+        )
+
+    def on_end(self, summary):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from translate.training import train
+
+    raw = read_config_file(args.config) if args.config else {}
+    cfg = run_config_from_dict(merge(raw, _train_overrides(args)))
+    if not args.resume:
+        _check_data(cfg.data.path)
+    summary = train(cfg, Path(args.out), resume=args.resume, callbacks=[_TrainProgress(cfg.train.max_steps)])
+    print(json.dumps(summary, indent=2))
+    if summary["stopped"] == "interrupted":
+        print(f"interrupted: resume with `translate train --out {args.out} --resume`", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _check_data(spec: str) -> None:
+    if spec == DEFAULT_DATA and not Path(spec).exists():
+        raise TranslateError(
+            f"no corpus at {spec}: run `translate data fetch` (or pass --data with a folder, .tsv, .jsonl or hub:NAME)"
+        )
+
+
+def _progress_bar(total: int, what: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=what, file=sys.stderr, disable=None, dynamic_ncols=True)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from translate.evaluation import evaluate_run
+    from translate.translator import Translator, read_eval_results  # noqa: F401
+
+    _check_data(args.data)
+    translator = Translator.load(args.run, device=args.device)
+    out_dir = Path(args.out) if args.out else (Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent) / "eval"
+    from translate.data import read_parallel
+
+    n = len(read_parallel(args.data, translator.src_lang, translator.tgt_lang, args.split))
+    with _progress_bar(n, "sent") as bar:
+        result = evaluate_run(translator, args.data, args.split, args.beam, out_dir, args.length_penalty, bar.update)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from translate.translator import Translator
+
+    translator = Translator.load(args.run, device=args.device)
+    lines = sys.stdin.read().splitlines()
+    with _progress_bar(len(lines), "sent") as bar:
+        results = translator.translate(lines, beam_size=args.beam, return_attention=args.attention, progress=bar.update)
+    for r in results:
+        if args.attention:
+            print(json.dumps({"text": r.text, "src_tokens": r.src_tokens, "tgt_tokens": r.tgt_tokens, "attention": r.attention}, ensure_ascii=False))
+        else:
+            print(r.text)
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from translate.data import fetch_multi30k
+
+    files = fetch_multi30k(Path(args.out), Path(args.source) if args.source else None)
+    print(f"{len(files)} Multi30k files in {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="translate", description="Train, evaluate, compare and serve translation models.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model into a run folder", description="Train a model. Flags override --config.")
+    t.add_argument("--arch", choices=ARCH_CHOICES, help="model family (default: transformer)")
+    t.add_argument("--data", help=f"corpus: folder of {{split}}.{{lang}}[.gz], .tsv, .jsonl or hub:NAME (default: {DEFAULT_DATA})")
+    t.add_argument("--src", help="source language code (default: de)")
+    t.add_argument("--tgt", help="target language code (default: en)")
+    t.add_argument("--out", required=True, help="run folder for checkpoints and logs")
+    t.add_argument("--max-steps", type=int, help="stop after N updates")
+    t.add_argument("--minutes", type=float, help="stop after M minutes of training (summed over resumes)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--seed", type=int, help="random seed (default: 1)")
+    t.add_argument("--config", help="TOML/YAML/JSON file of settings (see translate/config.py)")
+    t.add_argument("--bidirectional", action="store_true", help="recurrent models: bidirectional encoder")
+    t.add_argument("--cell", choices=("lstm", "gru", "rnn"), help="recurrent models: cell type (rnn = Elman tanh)")
+    t.add_argument("--heads", type=int, help="attention heads")
+    t.add_argument("--layers", type=int, help="recurrent models: layers")
+    t.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary size (default: 8000)")
+    t.add_argument("--max-tokens", type=int, help="padded tokens per batch (default: 4096)")
+    t.add_argument("--lr", type=float, help="peak learning rate")
+    t.add_argument("--eval-every", type=int, help="updates between validations")
+    t.add_argument("--device", help="auto | cpu | cuda")
+    t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any setting, e.g. model.hidden=512")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="score a run on a corpus split with sacreBLEU (BLEU, chrF)")
+    e.add_argument("run", help="run folder (best.pt, else last.pt) or checkpoint file")
+    e.add_argument("--data", default=DEFAULT_DATA, help=f"corpus (default: {DEFAULT_DATA})")
+    e.add_argument("--split", default="test_2016_flickr", help="split to score (default: test_2016_flickr)")
+    e.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy (default: 5)")
+    e.add_argument("--length-penalty", type=float, default=1.0, help="rank beams by score / length**LP (default: 1.0)")
+    e.add_argument("--out", help="folder for hypotheses and scores (default: RUN/eval)")
+    e.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("translate", help="translate lines from stdin, one per line")
+    r.add_argument("run", help="run folder or checkpoint file")
+    r.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy (default: 5)")
+    r.add_argument("--attention", action="store_true", help="print JSON lines with tokens and attention weights")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    r.set_defaults(func=cmd_translate)
+
+    d = sub.add_parser("data", help="corpus helpers")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    f = dsub.add_parser("fetch", help="fill a folder with Multi30k (task 1: en, de, fr, cs)")
+    f.add_argument("--out", default=DEFAULT_DATA, help=f"destination folder (default: {DEFAULT_DATA})")
+    f.add_argument("--from", dest="source", help="copy from this local Multi30k folder instead of downloading")
+    f.set_defaults(func=cmd_data_fetch)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _quiet_datasets()
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # a `kill` saves the run like Ctrl-C does
+    try:
+        return args.func(args)
+    except TranslateError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _quiet_datasets() -> None:
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

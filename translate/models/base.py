@@ -1,0 +1,55 @@
+"""The one interface every model implements, so training and search never look at a model's class.
+
+    state = model.encode(src, src_mask)               # once per batch
+    out = model.decode(tgt, state)                    # any number of new target tokens, state advanced
+    state = model.reorder_state(out.state, indices)   # beam search: keep/duplicate batch rows
+
+A state is a dict of batch-first tensors (the encoder memory, recurrent states, key/value caches), so
+reordering it is one `index_select` per tensor. Decoding the whole prefix from the encoder state, or
+one token at a time with the returned state, gives the same logits.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class DecoderOutput:
+    logits: torch.Tensor  # (B, T, V) unnormalised scores of the next token at each position
+    state: State  # advanced past the T tokens
+    attention: torch.Tensor | None  # (B, T, S) attention over source positions, heads averaged; None if none
+
+
+class Seq2Seq(nn.Module, ABC):
+    """Encoder-decoder over token ids; batch first; PAD id 0."""
+
+    @abstractmethod
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> State:
+        """Encode (B, S) source ids; return the decoder's initial state."""
+
+    @abstractmethod
+    def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput:
+        """Feed (B, T) target ids (BOS first at the start) and return next-token logits for each."""
+
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: (B, T, V) logits for every target position."""
+        return self.decode(tgt_in, self.encode(src, src_mask)).logits
+
+    def reorder_state(self, state: State, indices: torch.Tensor) -> State:
+        """Select/duplicate batch rows of the state (beam search, dropping finished sentences)."""
+        return {k: v.index_select(0, indices) for k, v in state.items()}
+
+    def encoder_states(self, state: State) -> torch.Tensor:
+        """(B, S, H) per-position encoder outputs, for gradient-flow measurements."""
+        return state["memory"]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

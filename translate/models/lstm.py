@@ -1,0 +1,131 @@
+"""Recurrent encoder-decoder: LSTM, GRU or Elman RNN cells, optional bidirectional encoder, optional attention.
+
+Without attention (`heads=0`) this is Sutskever et al. (2014): the encoder's final state is the only thing the
+decoder learns about the source. With attention (`heads>0`) the decoder output at each step queries all encoder
+states through multi-head scaled dot-product attention, and the context is combined with the decoder output
+as in Luong et al. (2015): h~_t = tanh(W_c [c_t; h_t]). There is no input feeding, so the decoder RNN runs over
+the whole target at once in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from translate.models.attention import MultiHeadAttention
+from translate.models.base import DecoderOutput, Seq2Seq, State
+
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN is the Elman cell with tanh
+
+
+@dataclass(frozen=True)
+class RecurrentConfig:
+    src_vocab: int = 8000  # set from the tokenizer when the model is built
+    tgt_vocab: int = 8000  # set from the tokenizer when the model is built
+    joint_vocab: bool = True  # one vocabulary for both sides: share source and target embeddings
+    cell: str = "lstm"  # lstm | gru | rnn (Elman, tanh)
+    emb_dim: int = 256  # token embedding size
+    hidden: int = 256  # recurrent state size, per direction
+    layers: int = 2  # stacked recurrent layers in encoder and decoder
+    bidirectional: bool = False  # encoder reads the source both ways; states are bridged to the decoder size
+    heads: int = 0  # 0: no attention (the final encoder state carries the sentence); >0: attention heads
+    dropout: float = 0.2  # on embeddings, between layers and before the output projection
+    tie_embeddings: bool = True  # output projection shares the target embedding (needs emb_dim == hidden)
+
+    def validate(self) -> list[str]:
+        errors = []
+        if self.cell not in CELLS:
+            errors.append(f"cell must be one of {', '.join(CELLS)}, not {self.cell!r}")
+        if self.heads < 0 or (self.heads and self.hidden % self.heads):
+            errors.append(f"heads ({self.heads}) must be >= 0 and divide hidden ({self.hidden})")
+        if self.tie_embeddings and self.emb_dim != self.hidden:
+            errors.append(f"tie_embeddings needs emb_dim ({self.emb_dim}) == hidden ({self.hidden})")
+        if self.layers < 1 or self.hidden < 1 or self.emb_dim < 1:
+            errors.append("layers, hidden and emb_dim must be positive")
+        if not 0 <= self.dropout < 1:
+            errors.append(f"dropout must be in [0, 1), not {self.dropout}")
+        return errors
+
+
+class RecurrentEncoder(nn.Module):
+    def __init__(self, cfg: RecurrentConfig, embedding: nn.Embedding):
+        super().__init__()
+        self.embedding = embedding
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.rnn = CELLS[cfg.cell](
+            cfg.emb_dim, cfg.hidden, cfg.layers, batch_first=True, bidirectional=cfg.bidirectional,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+        )
+
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor):
+        """Returns all states (B, S, H*dirs) and the final state(s) (L*dirs, B, H)."""
+        x = self.dropout(self.embedding(src))  # (B, S, E)
+        lengths = src_mask.sum(1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, final = self.rnn(packed)  # final: (L*dirs, B, H), or a (h, c) pair for the LSTM
+        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))  # (B, S, H*dirs)
+        return memory, final
+
+
+class RecurrentSeq2Seq(Seq2Seq):
+    def __init__(self, cfg: RecurrentConfig):
+        super().__init__()
+        self.cfg = cfg
+        dirs = 2 if cfg.bidirectional else 1
+        tgt_embedding = nn.Embedding(cfg.tgt_vocab, cfg.emb_dim, padding_idx=0)
+        src_embedding = tgt_embedding if cfg.joint_vocab else nn.Embedding(cfg.src_vocab, cfg.emb_dim, padding_idx=0)
+        self.encoder = RecurrentEncoder(cfg, src_embedding)
+        # A bidirectional encoder's two final states are merged into the decoder's size.
+        self.bridge = nn.Linear(dirs * cfg.hidden, cfg.hidden) if cfg.bidirectional else None
+        self.tgt_embedding = tgt_embedding
+        self.decoder_rnn = CELLS[cfg.cell](
+            cfg.emb_dim, cfg.hidden, cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0
+        )
+        self.attention = MultiHeadAttention(cfg.hidden, cfg.heads, d_key=dirs * cfg.hidden) if cfg.heads else None
+        self.combine = nn.Linear(2 * cfg.hidden, cfg.hidden) if cfg.heads else None
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.out_proj = nn.Linear(cfg.hidden, cfg.tgt_vocab)
+        if cfg.tie_embeddings:
+            self.out_proj.weight = tgt_embedding.weight
+
+    def _bridge(self, final: torch.Tensor) -> torch.Tensor:
+        """(L*dirs, B, H) final states -> (B, L, H) decoder initial state."""
+        L = self.cfg.layers
+        if self.bridge is None:
+            return final.transpose(0, 1)  # (B, L, H)
+        B, H = final.size(1), final.size(2)
+        both = final.view(L, 2, B, H).permute(2, 0, 1, 3).reshape(B, L, 2 * H)  # (B, L, 2H) forward ++ backward
+        return torch.tanh(self.bridge(both))  # (B, L, H)
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> State:
+        memory, final = self.encoder(src, src_mask)  # (B, S, H*dirs)
+        state: State = {"memory": memory, "src_mask": src_mask}
+        if self.cfg.cell == "lstm":
+            state["h"], state["c"] = self._bridge(final[0]), self._bridge(final[1])  # (B, L, H) each
+        else:
+            state["h"] = self._bridge(final)  # (B, L, H)
+        if self.attention is not None:
+            state["k"], state["v"] = self.attention.project_kv(memory)  # (B, h, S, d): once per sentence
+        return state
+
+    def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput:
+        x = self.dropout(self.tgt_embedding(tgt))  # (B, T, E)
+        h0 = state["h"].transpose(0, 1).contiguous()  # (L, B, H)
+        if self.cfg.cell == "lstm":
+            out, (h, c) = self.decoder_rnn(x, (h0, state["c"].transpose(0, 1).contiguous()))  # out (B, T, H)
+            new_state = {**state, "h": h.transpose(0, 1), "c": c.transpose(0, 1)}
+        else:
+            out, h = self.decoder_rnn(x, h0)  # (B, T, H)
+            new_state = {**state, "h": h.transpose(0, 1)}
+        weights = None
+        if self.attention is not None:
+            mask = state["src_mask"][:, None, None, :]  # (B, 1, 1, S)
+            context, weights = self.attention.attend(out, state["k"], state["v"], mask, need_attention)  # (B, T, H)
+            out = torch.tanh(self.combine(torch.cat([context, out], dim=-1)))  # (B, T, H)
+            if weights is not None:
+                weights = weights.mean(1)  # (B, T, S)
+        logits = self.out_proj(self.dropout(out))  # (B, T, V)
+        return DecoderOutput(logits, new_state, weights)

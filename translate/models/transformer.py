@@ -1,0 +1,154 @@
+"""A small Transformer encoder-decoder (Vaswani et al. 2017) with a key/value cache for incremental decoding.
+
+Choices, documented because they differ between implementations:
+- pre-norm residual blocks (LayerNorm before each sub-layer, one final LayerNorm): stable without long warmup;
+- sinusoidal positions computed on the fly, so any input length works (no learned table to run out of);
+- embeddings scaled by sqrt(d_model) and, with a joint vocabulary, shared by source, target and output layer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from translate.models.attention import MultiHeadAttention
+from translate.models.base import DecoderOutput, Seq2Seq, State
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    src_vocab: int = 8000  # set from the tokenizer when the model is built
+    tgt_vocab: int = 8000  # set from the tokenizer when the model is built
+    joint_vocab: bool = True  # one vocabulary for both sides: share source and target embeddings
+    d_model: int = 256  # width of every residual stream
+    heads: int = 4  # attention heads per attention layer
+    ffn: int = 1024  # inner width of the position-wise feed-forward layers
+    enc_layers: int = 3
+    dec_layers: int = 3
+    dropout: float = 0.1  # on embeddings, attention weights, sub-layer outputs
+    tie_embeddings: bool = True  # output projection shares the target embedding
+
+    def validate(self) -> list[str]:
+        errors = []
+        if self.heads < 1 or self.d_model % self.heads:
+            errors.append(f"heads ({self.heads}) must be >= 1 and divide d_model ({self.d_model})")
+        if self.enc_layers < 1 or self.dec_layers < 1 or self.ffn < 1:
+            errors.append("enc_layers, dec_layers and ffn must be positive")
+        if not 0 <= self.dropout < 1:
+            errors.append(f"dropout must be in [0, 1), not {self.dropout}")
+        return errors
+
+
+def sinusoidal_positions(start: int, length: int, dim: int, device: torch.device) -> torch.Tensor:
+    """(length, dim) encodings of positions start..start+length-1 (Vaswani et al. §3.5)."""
+    pos = torch.arange(start, start + length, device=device, dtype=torch.float32)[:, None]  # (T, 1)
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    enc = torch.zeros(length, dim, device=device)
+    enc[:, 0::2] = torch.sin(pos * freq)
+    enc[:, 1::2] = torch.cos(pos * freq)
+    return enc
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, d_model: int, ffn: int, dropout: float):
+        super().__init__(nn.Linear(d_model, ffn), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn, d_model))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.heads, dropout=cfg.dropout)
+        self.ffn = FeedForward(cfg.d_model, cfg.ffn, cfg.dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.dropout(self.self_attn(h, h, mask)[0])  # (B, S, D)
+        return x + self.dropout(self.ffn(self.norm2(x)))  # (B, S, D)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(cfg.d_model) for _ in range(3))
+        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.heads, dropout=cfg.dropout)
+        self.cross_attn = MultiHeadAttention(cfg.d_model, cfg.heads, dropout=cfg.dropout)
+        self.ffn = FeedForward(cfg.d_model, cfg.ffn, cfg.dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, state: State, i: int, causal: torch.Tensor, need_weights: bool):
+        """x (B, T, D) new positions; extends the self-attention cache of layer i in `state` (a fresh dict)."""
+        h = self.norm1(x)
+        k_new, v_new = self.self_attn.project_kv(h)  # (B, h, T, d)
+        k = state[f"self_k{i}"] = torch.cat([state[f"self_k{i}"], k_new], dim=2)  # (B, h, P+T, d)
+        v = state[f"self_v{i}"] = torch.cat([state[f"self_v{i}"], v_new], dim=2)
+        x = x + self.dropout(self.self_attn.attend(h, k, v, causal, False)[0])  # (B, T, D)
+        src_mask = state["src_mask"][:, None, None, :]  # (B, 1, 1, S)
+        context, weights = self.cross_attn.attend(
+            self.norm2(x), state[f"cross_k{i}"], state[f"cross_v{i}"], src_mask, need_weights
+        )
+        x = x + self.dropout(context)  # (B, T, D)
+        return x + self.dropout(self.ffn(self.norm3(x))), weights
+
+
+class Transformer(Seq2Seq):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tgt_embedding = nn.Embedding(cfg.tgt_vocab, cfg.d_model, padding_idx=0)
+        self.src_embedding = (
+            self.tgt_embedding if cfg.joint_vocab else nn.Embedding(cfg.src_vocab, cfg.d_model, padding_idx=0)
+        )
+        self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
+        self.decoder_layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
+        self.encoder_norm, self.decoder_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.out_proj = nn.Linear(cfg.d_model, cfg.tgt_vocab, bias=False)
+        self._init_weights()
+        if cfg.tie_embeddings:
+            self.out_proj.weight = self.tgt_embedding.weight
+
+    def _init_weights(self):
+        for name, p in self.named_parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+        for emb in {self.src_embedding, self.tgt_embedding}:
+            nn.init.normal_(emb.weight, std=self.cfg.d_model**-0.5)  # scaled by sqrt(d) on use
+            nn.init.zeros_(emb.weight[0])
+
+    def _embed(self, embedding: nn.Embedding, ids: torch.Tensor, start: int) -> torch.Tensor:
+        x = embedding(ids) * math.sqrt(self.cfg.d_model)  # (B, T, D)
+        return self.dropout(x + sinusoidal_positions(start, ids.size(1), self.cfg.d_model, ids.device))
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> State:
+        x = self._embed(self.src_embedding, src, 0)  # (B, S, D)
+        mask = src_mask[:, None, None, :]  # (B, 1, 1, S)
+        for layer in self.encoder_layers:
+            x = layer(x, mask)
+        memory = self.encoder_norm(x)  # (B, S, D)
+        B, D = src.size(0), self.cfg.d_model
+        empty = memory.new_zeros(B, self.cfg.heads, 0, D // self.cfg.heads)  # (B, h, 0, d): nothing decoded yet
+        state: State = {"memory": memory, "src_mask": src_mask}
+        for i, layer in enumerate(self.decoder_layers):
+            state[f"cross_k{i}"], state[f"cross_v{i}"] = layer.cross_attn.project_kv(memory)  # once per sentence
+            state[f"self_k{i}"], state[f"self_v{i}"] = empty, empty
+        return state
+
+    def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput:
+        past, T = state["self_k0"].size(2), tgt.size(1)
+        x = self._embed(self.tgt_embedding, tgt, past)  # (B, T, D)
+        # New position t may see cached positions and new ones up to itself.
+        causal = torch.ones(T, past + T, dtype=torch.bool, device=tgt.device).tril(diagonal=past)  # (T, P+T)
+        state = dict(state)
+        weights = None
+        for i, layer in enumerate(self.decoder_layers):
+            last = i == len(self.decoder_layers) - 1
+            x, w = layer(x, state, i, causal, need_attention and last)
+            if w is not None:
+                weights = w.mean(1)  # (B, T, S): last layer's cross-attention, heads averaged
+        logits = self.out_proj(self.decoder_norm(x))  # (B, T, V)
+        return DecoderOutput(logits, state, weights)
