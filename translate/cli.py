@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", default=DEFAULT_DATA, help=f"destination folder (default: {DEFAULT_DATA})")
     f.add_argument("--from", dest="source", help="copy from this local Multi30k folder instead of downloading")
     f.set_defaults(func=cmd_data_fetch)
+
+    # Commands from other packages (the HTTP service's `serve`) plug in here, so this module never imports them.
+    for ep in entry_points(group="translate.commands"):
+        try:
+            ep.load()(sub)
+        except ImportError as e:
+            log.debug("command plugin %s unavailable: %s", ep.name, e)
     return p
 
 

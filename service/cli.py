@@ -1,0 +1,34 @@
+"""`translate serve`: registered as a plugin command, so the library's CLI never imports the service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("serve", help="serve every run in a folder over HTTP (API + comparison page)")
+    s.add_argument("--models", required=True, help="folder of run folders (each with best.pt or last.pt)")
+    s.add_argument("--host", default=None, help="address to bind (default: 127.0.0.1)")
+    s.add_argument("--port", type=int, default=None, help="port (default: 8000)")
+    s.add_argument("--workers", type=int, default=None, help="inference threads shared by the models (default: 2)")
+    s.add_argument("--device", default=None, help="auto | cpu | cuda (default: cpu)")
+    s.set_defaults(func=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    settings = Settings.from_env(
+        models_dir=Path(args.models), host=args.host, port=args.port, workers=args.workers, device=args.device
+    )
+    if not settings.models_dir.is_dir():
+        raise ValueError(f"models folder not found: {settings.models_dir}")
+    logging.getLogger("service").setLevel(logging.INFO)
+    print(f"serving {settings.models_dir} at http://{settings.host}:{settings.port}/ (API docs: /schema)", flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=30)
+    return 0

@@ -1,0 +1,40 @@
+"""Service settings: frozen, from flags or TRANSLATE_* environment variables, every limit configurable."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    models_dir: Path = Path("runs")  # every run folder (or .pt file) under it is served
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2  # inference threads shared by all models (each model also batches its own requests)
+    device: str = "cpu"  # auto | cpu | cuda
+    max_body_bytes: int = 1_000_000  # larger request bodies get 413
+    max_texts: int = 64  # texts per request (422 beyond)
+    max_chars: int = 2_000  # characters per text (422 beyond)
+    max_beam: int = 16  # beam_size above this gets 422
+    max_batch_size: int = 32  # texts one model translates in one batch
+    batch_wait_ms: float = 5.0  # how long a batch waits for more requests to join it
+    max_queue: int = 512  # texts waiting per model; beyond it requests get 503 with Retry-After
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
+        """TRANSLATE_MODELS_DIR, TRANSLATE_MAX_TEXTS, ...: one variable per field; `overrides` win."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f"TRANSLATE_{f.name.upper()}")
+            if raw is not None:
+                kind = type(getattr(cls(), f.name))
+                try:
+                    values[f.name] = Path(raw) if kind is Path else kind(raw)
+                except ValueError as e:
+                    raise ValueError(f"TRANSLATE_{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from e
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,156 @@
+"""The HTTP API through Litestar's test client, on real tiny models trained in this test session."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from litestar.testing import TestClient
+from openapi_spec_validator import validate
+
+from service.app import create_app
+from service.settings import Settings
+
+SENTENCES = ["Zwei junge weiße Männer sind im Freien in der Nähe vieler Büsche.", "Ein Hund.", "Ein kleines Mädchen klettert in ein Spielhaus aus Holz."]
+
+
+def wait_ready(client) -> None:
+    deadline = time.monotonic() + 60
+    while client.get("/ready").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/ready").json()
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def client(models_dir):
+    with TestClient(create_app(Settings(models_dir=models_dir))) as c:
+        wait_ready(c)
+        yield c
+
+
+def test_health_and_ready(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "ready" and body["models"] == ["lstm", "lstm-attn", "transformer"]
+    assert "broken" in body["errors"] and "not a readable checkpoint" in body["errors"]["broken"]
+
+
+def test_not_ready_before_models_load(models_dir):
+    client = TestClient(create_app(Settings(models_dir=models_dir)))  # not a context manager: no lifespan, no models
+    assert client.get("/health").status_code == 200
+    ready = client.get("/ready")
+    assert ready.status_code == 503 and ready.json()["status"] == "loading" and ready.headers["retry-after"]
+    r = client.post("/v1/translate", json={"model": "lstm", "text": "Hallo"})
+    assert r.status_code == 503 and r.headers["retry-after"]
+
+
+def test_models(client):
+    models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    assert set(models) == {"lstm", "lstm-attn", "transformer"}
+    m = models["transformer"]
+    assert (m["arch"], m["src_lang"], m["tgt_lang"]) == ("transformer", "de", "en") and m["parameters"] > 10_000
+    assert m["metrics"]["validation"]["bleu"] > 90 and m["metrics"]["validation"]["split"] == "val"
+
+
+@pytest.mark.parametrize("model", ["lstm", "lstm-attn", "transformer"])
+def test_translate_with_attention_shapes(client, model):
+    r = client.post("/v1/translate", json={"model": model, "texts": SENTENCES, "beam_size": 3, "return_attention": True})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == model and body["elapsed_ms"] > 0 and len(body["translations"]) == 3
+    first = body["translations"][0]
+    assert first["text"] == "Two young, White males are outside near many bushes."  # memorised training pair
+    for t in body["translations"]:
+        if model == "lstm":
+            assert t["attention"] is None
+        else:
+            assert len(t["attention"]) == len(t["tgt_tokens"])
+            assert all(len(row) == len(t["src_tokens"]) for row in t["attention"])
+
+
+def test_single_text_empty_text_and_batch_equals_one_by_one(client):
+    batch = client.post("/v1/translate", json={"model": "transformer", "texts": SENTENCES + [""]}).json()["translations"]
+    singles = [client.post("/v1/translate", json={"model": "transformer", "text": s}).json()["translations"][0] for s in SENTENCES]
+    assert [t["text"] for t in batch[:3]] == [t["text"] for t in singles]
+    assert batch[3] == {"text": "", "src_tokens": [], "tgt_tokens": [], "attention": None}
+
+
+def test_compare(client):
+    r = client.post("/v1/compare", json={"text": SENTENCES[1]})
+    assert r.status_code == 200
+    results = {x["model"]: x for x in r.json()["results"]}
+    assert set(results) == {"lstm", "lstm-attn", "transformer"}
+    assert results["lstm"]["translations"][0]["attention"] is None
+    assert len(results["lstm-attn"]["translations"][0]["attention"]) == len(results["lstm-attn"]["translations"][0]["tgt_tokens"])
+    some = client.post("/v1/compare", json={"text": "Ein Hund.", "models": ["transformer"], "beam_size": 1}).json()
+    assert [x["model"] for x in some["results"]] == ["transformer"]
+
+
+@pytest.mark.parametrize("body,status,needle", [
+    ({"model": "nope", "text": "Hallo"}, 404, "unknown model 'nope'; known: lstm, lstm-attn, transformer"),
+    ({"model": "lstm", "texts": ["a"] * 65}, 422, "max_texts 64"),
+    ({"model": "lstm", "texts": ["a" * 2001]}, 422, "max_chars 2000"),
+    ({"model": "lstm", "text": "a", "beam_size": 17}, 422, "max_beam 16"),
+    ({"model": "lstm", "text": "a", "beam_size": 0}, 400, "Validation failed"),
+    ({"model": "lstm", "texts": "not a list"}, 400, "Validation failed"),
+    ({"model": "lstm", "text": "a", "colour": "red"}, 400, "Validation failed"),
+    ({"model": "lstm"}, 400, "either 'texts'"),
+    ({"model": "lstm", "text": "a", "texts": ["b"]}, 400, "either 'texts'"),
+])
+def test_errors(client, body, status, needle):
+    r = client.post("/v1/translate", json=body)
+    assert r.status_code == status, r.text
+    assert needle in r.json()["detail"] + str(r.json().get("extra", ""))
+
+
+def test_malformed_json_and_unknown_model_list(client):
+    r = client.post("/v1/translate", content=b'{"model": "lstm", "text": ', headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    r = client.post("/v1/compare", json={"text": "a", "models": ["lstm", "gpt"]})
+    assert r.status_code == 404 and r.json()["extra"]["known"] == ["lstm", "lstm-attn", "transformer"]
+
+
+def test_control_characters_and_surrogates(client):
+    for raw in ['{"model": "transformer", "text": "Ein\\u0000 Hund\\u0007\\u001b[31m"}',
+                '{"model": "transformer", "text": "Ein \\ud800 Hund"}']:
+        r = client.post("/v1/translate", content=raw.encode(), headers={"content-type": "application/json"})
+        assert r.status_code in (200, 400), r.text
+    assert client.post("/v1/translate", json={"model": "lstm", "text": "Ein Hund."}).status_code == 200  # still serving
+
+
+def test_body_size_and_queue_limits(models_dir):
+    with TestClient(create_app(Settings(models_dir=models_dir, max_body_bytes=200, max_queue=2))) as c:
+        wait_ready(c)
+        r = c.post("/v1/translate", json={"model": "lstm", "text": "x" * 500})
+        assert r.status_code == 413
+        r = c.post("/v1/translate", json={"model": "lstm", "texts": ["a", "b", "c"]})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1" and "busy" in r.json()["detail"]
+
+
+def test_concurrent_requests_share_batches(live_server):
+    import httpx
+
+    batcher = live_server.app.dependencies["batchers"].dependency()["transformer"]
+    before = batcher.batches
+    bodies = [{"model": "transformer", "text": s, "beam_size": 2} for s in SENTENCES * 6]
+    with httpx.Client(base_url=live_server.url, timeout=60) as http, ThreadPoolExecutor(18) as pool:
+        responses = list(pool.map(lambda b: http.post("/v1/translate", json=b), bodies))
+    assert all(r.status_code == 200 for r in responses)
+    texts = [r.json()["translations"][0]["text"] for r in responses]
+    assert texts == texts[:3] * 6  # grouping never mixes up whose result is whose
+    assert batcher.batches - before < len(responses)  # 18 concurrent requests, fewer model calls
+
+
+def test_openapi_schema_validates(client):
+    schema = client.get("/schema/openapi.json").json()
+    validate(schema)
+    assert {"/health", "/ready", "/v1/models", "/v1/translate", "/v1/compare"} <= set(schema["paths"])
+
+
+def test_page_and_static_files(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"] and "/static/app.js" in page.text
+    assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200

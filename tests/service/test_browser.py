@@ -1,0 +1,53 @@
+"""The page in a real browser: Debian's chromium, driven headless by Playwright, against a live server."""
+
+import shutil
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def page(live_server):
+    if not shutil.which("chromium"):
+        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run", "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        yield page
+        browser.close()
+
+
+def test_translate_and_heatmaps_render(page, live_server, tmp_path):
+    page.goto(live_server.url + "/")
+    page.wait_for_selector("#models input[type=checkbox]")
+    assert page.locator("#models input[type=checkbox]").count() == 3
+    page.fill("#source", "Zwei junge weiße Männer sind im Freien in der Nähe vieler Büsche.")
+    page.click("#go")
+    page.wait_for_selector(".card .output")
+    cards = page.locator(".card")
+    assert cards.count() == 3
+    outputs = {cards.nth(i).get_attribute("data-model"): cards.nth(i).locator(".output").inner_text() for i in range(3)}
+    assert outputs["transformer"].startswith("Two young")
+    heat = page.locator('.card[data-model="lstm-attn"] table.heatmap')
+    assert heat.locator("tbody tr").count() > 3 and heat.locator("td").count() > 20
+    assert page.locator('.card[data-model="lstm"] table.heatmap').count() == 0  # no attention to show
+    # Hovering a target token highlights the source tokens it attended to.
+    assert heat.locator("thead th.hot").count() == 0
+    page.locator('.card[data-model="lstm-attn"] .output .tok').first.hover()
+    assert heat.locator("tbody tr.active").count() == 1
+    assert heat.locator("thead th.hot").count() >= 1
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+    print(f"screenshot: {tmp_path / 'compare.png'}")
+    assert (tmp_path / "compare.png").stat().st_size > 10_000
+    # A phone-sized screen: the cards stack in one column.
+    page.set_viewport_size({"width": 390, "height": 844})
+    boxes = [cards.nth(i).bounding_box() for i in range(3)]
+    assert boxes[0]["x"] == boxes[1]["x"] and boxes[1]["y"] > boxes[0]["y"]
+    page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
