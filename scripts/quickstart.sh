@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: set up, fetch Multi30k, train a quick de->en Transformer, evaluate it on test_2016_flickr.
+# The main job: set up, fetch Multi30k, train a quick de->en Transformer, evaluate it on test_2016_flickr, serve it.
 # MINUTES (default 10) sets the training budget; a second run resumes and skips what is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +15,5 @@ else
 fi
 $T evaluate "$RUN" --data data/multi30k --split test_2016_flickr --beam 5
 echo "Ein Hund rennt über die Wiese." | $T translate "$RUN" --beam 5
+# Serve every run under runs/ (API + comparison page); Ctrl-C stops it.
+exec $T serve --models runs --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"

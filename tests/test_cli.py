@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT
+from tests.tiny import ROOT
 from translate.cli import main
 
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import read_lines
+from tests.tiny import read_lines
 from translate.data import (
     EncodedCorpus, clean_pairs, fetch_multi30k, has_split, make_batch, read_parallel, token_batches,
 )

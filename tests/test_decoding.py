@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import TINY, read_lines
+from tests.tiny import TINY, read_lines
 from translate.data import make_src
 from translate.decoding import SearchConfig, beam_search, greedy_search, max_output_lengths, search
 from translate.translator import Translator

@@ -1,6 +1,6 @@
 import pytest
 
-from conftest import read_lines
+from tests.tiny import read_lines
 from translate.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, TokenizerPair, train_tokenizers
 
 

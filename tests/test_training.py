@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import TINY, tiny_config
+from tests.tiny import TINY, tiny_config
 from translate.checkpoint import load_checkpoint
 from translate.config import run_config_from_dict
 from translate.errors import TranslateError

@@ -51,7 +51,7 @@ class TokenizerConfig:
 class TrainConfig:
     max_tokens: int = 4096  # padded tokens per batch (length-bucketed)
     lr: float = 1e-3  # peak learning rate, reached after warmup
-    warmup_steps: int = 200  # linear warmup, then inverse square-root decay (short: CPU budgets are few steps)
+    warmup_steps: int = 100  # linear warmup, then inverse square-root decay (short: CPU budgets are few steps)
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     label_smoothing: float = 0.1
     clip_norm: float = 1.0  # gradient-norm clipping; 0 disables
