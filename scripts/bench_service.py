@@ -97,7 +97,7 @@ def main() -> None:
     ]
     clients = [int(c) for c in args.clients.split(",")]
     rows = []
-    for label, max_batch in [("batching on (max 32)", 32), ("batching off (max 1)", 1)]:
+    for label, max_batch in [("batching off (max 1)", 1), ("batching on (max 32)", 32)]:
         port = free_port()
         proc = start_server(Path(args.models), port, max_batch)
         try:

@@ -118,17 +118,17 @@ def _progress_bar(total: int, what: str):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from translate.data import read_parallel
     from translate.evaluation import evaluate_run
-    from translate.translator import Translator, read_eval_results  # noqa: F401
+    from translate.translator import Translator
 
     _check_data(args.data)
     translator = Translator.load(args.run, device=args.device)
-    out_dir = Path(args.out) if args.out else (Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent) / "eval"
-    from translate.data import read_parallel
-
-    n = len(read_parallel(args.data, translator.src_lang, translator.tgt_lang, args.split))
-    with _progress_bar(n, "sent") as bar:
-        result = evaluate_run(translator, args.data, args.split, args.beam, out_dir, args.length_penalty, bar.update)
+    pairs = read_parallel(args.data, translator.src_lang, translator.tgt_lang, args.split)
+    run = Path(args.run)
+    out_dir = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / "eval"
+    with _progress_bar(len(pairs), "sent") as bar:
+        result = evaluate_run(translator, pairs, args.split, args.data, args.beam, out_dir, args.length_penalty, bar.update)
     print(json.dumps(result, indent=2))
     return 0
 

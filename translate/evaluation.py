@@ -58,19 +58,17 @@ def bleu_by_length(
 
 
 def evaluate_run(
-    translator, data: str, split: str, beam_size: int = 5, out_dir: Path | None = None,
-    length_penalty: float = 1.0, progress=None,
+    translator, pairs: Sequence[tuple[str, str]], split: str, data: str = "", beam_size: int = 5,
+    out_dir: Path | None = None, length_penalty: float = 1.0, progress=None,
 ) -> dict:
-    """Translate one split of a corpus with a loaded `Translator`, score it, and write hypotheses + scores.
+    """Translate (src, ref) pairs with a loaded `Translator`, score them, and write hypotheses + scores.
 
-    Files go to `out_dir` (default: the run's `eval/` folder): `{split}.beam{k}.hyp.txt` and `{split}.beam{k}.json`.
+    With `out_dir`, files `{split}.beam{k}.hyp.txt` and `{split}.beam{k}.json` are written there.
     """
     import time
 
     from translate.checkpoint import write_atomic
-    from translate.data import read_parallel
 
-    pairs = read_parallel(data, translator.src_lang, translator.tgt_lang, split)
     if not pairs:
         raise ValueError(f"split {split!r} of {data} is empty")
     start = time.perf_counter()

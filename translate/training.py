@@ -224,17 +224,7 @@ def train(
                 lr = lr_at(state.step + 1, tc)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                with amp:
-                    logits = model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, V)
-                    loss = F.cross_entropy(
-                        logits.float().view(-1, logits.size(-1)), batch.tgt_out.view(-1),
-                        ignore_index=PAD_ID, label_smoothing=tc.label_smoothing,
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if tc.clip_norm:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
-                optimizer.step()
+                loss = train_step(model, optimizer, batch, tc.label_smoothing, tc.clip_norm, amp)
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 state.train_seconds += time.perf_counter() - t0
@@ -279,6 +269,22 @@ def train(
     for cb in callbacks:
         cb.on_end(summary)
     return summary
+
+
+def train_step(model, optimizer, batch, label_smoothing: float, clip_norm: float, amp=None) -> torch.Tensor:
+    """One update with teacher forcing: label-smoothed cross-entropy, backward, clipping, optimiser step."""
+    with amp or contextlib.nullcontext():
+        logits = model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, V)
+        loss = F.cross_entropy(
+            logits.float().view(-1, logits.size(-1)), batch.tgt_out.view(-1),
+            ignore_index=PAD_ID, label_smoothing=label_smoothing,
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+    return loss
 
 
 def _budget_spent(state: TrainState, tc) -> bool:
