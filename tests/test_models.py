@@ -130,3 +130,16 @@ def test_defaults_are_sized_as_documented():
     a = make_config("lstm-attn")
     assert (a.hidden, a.heads, a.bidirectional) == (256, 4, True)
     assert count_parameters(build_model("transformer", t)) == 7_578_624  # 8k joint vocabulary, tied embeddings
+
+
+@pytest.mark.parametrize("arch,settings", [v for v in VARIANTS if v[0] != "transformer"] + [("lstm", {"layers": 2, "bidirectional": True})])
+def test_unrolled_recurrent_encoder_equals_the_fused_one(arch, settings, batch):
+    from translate.models.lstm import encode_unrolled
+
+    model = small_model(arch, settings)
+    fused = model.encode(batch.src, batch.src_mask)
+    unrolled, top = encode_unrolled(model, batch.src, batch.src_mask)
+    assert fused.keys() == unrolled.keys()
+    for k in fused:
+        torch.testing.assert_close(unrolled[k].float(), fused[k].float(), atol=1e-5, rtol=1e-4, msg=k)
+    assert len(top) == (2 if model.cfg.bidirectional else 1) and len(top[0]) == batch.src.size(1)

@@ -148,6 +148,26 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from translate.comparison import read_compare_config, run_comparison
+    from translate.report import collect_inputs, write_report
+
+    cfg = read_compare_config(Path(args.config))
+    report_dir = Path(args.out)
+    runs_dir = Path(args.runs) if args.runs else Path("runs") / f"compare-{report_dir.name}"
+    if not args.report_only:
+        if "path" not in cfg.data:
+            _check_data(DEFAULT_DATA)
+        run_comparison(
+            cfg, runs_dir, only=args.only, callbacks=lambda name: [_TrainProgress(None)],
+            progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+        )
+        collect_inputs(cfg, runs_dir, report_dir)
+    readme = write_report(cfg, report_dir)
+    print(f"report: {readme}")
+    return 0
+
+
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     from translate.data import fetch_multi30k
 
@@ -200,6 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--attention", action="store_true", help="print JSON lines with tokens and attention weights")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda")
     r.set_defaults(func=cmd_translate)
+
+    c = sub.add_parser(
+        "compare", help="train every model of a comparison config on an equal budget, evaluate, write the report",
+        description="Train (or resume) every model in --config on the same data, tokenizer, seed and budget; "
+        "evaluate; measure gradient flow and attention; write REPORT/README.md with plots. Finished runs are skipped.",
+    )
+    c.add_argument("--config", required=True, help="comparison config (see translate/comparison.py)")
+    c.add_argument("--out", required=True, help="report folder, e.g. reports/multi30k-de-en")
+    c.add_argument("--runs", help="folder for the runs' checkpoints (default: runs/compare-<report folder name>)")
+    c.add_argument("--only", nargs="+", metavar="NAME", help="train/evaluate only these models")
+    c.add_argument("--report-only", action="store_true", help="regenerate the report from REPORT/runs without training")
+    c.set_defaults(func=cmd_compare)
 
     d = sub.add_parser("data", help="corpus helpers")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")

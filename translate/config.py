@@ -45,6 +45,7 @@ class TokenizerConfig:
     vocab_size: int = 8000  # SentencePiece pieces (a soft limit on small corpora)
     joint: bool = True  # one vocabulary for both languages (lets the model share embeddings)
     model_type: str = "unigram"  # unigram | bpe
+    path: str = ""  # a folder of trained .model files to use instead of training (shared by compared runs)
 
 
 @dataclass(frozen=True)

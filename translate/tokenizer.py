@@ -11,6 +11,7 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import sentencepiece as spm
 
@@ -111,6 +112,22 @@ class TokenizerPair:
         if self.joint:
             return {"joint": self.src.model_proto}
         return {"src": self.src.model_proto, "tgt": self.tgt.model_proto}
+
+    def save(self, folder: Path) -> None:
+        """Write SentencePiece's own `.model` files: `joint.model`, or `src.model` and `tgt.model`."""
+        from translate.checkpoint import write_atomic
+
+        for name, blob in self.to_bytes().items():
+            write_atomic(Path(folder) / f"{name}.model", blob)
+
+    @classmethod
+    def load(cls, folder: Path) -> TokenizerPair:
+        folder = Path(folder)
+        names = ["joint"] if (folder / "joint.model").exists() else ["src", "tgt"]
+        missing = [n for n in names if not (folder / f"{n}.model").exists()]
+        if missing:
+            raise ConfigError(f"no SentencePiece models in {folder} (joint.model, or src.model and tgt.model)")
+        return cls.from_bytes({n: (folder / f"{n}.model").read_bytes() for n in names})
 
     @classmethod
     def from_bytes(cls, blobs: dict[str, bytes]) -> TokenizerPair:

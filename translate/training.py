@@ -127,9 +127,14 @@ def train(
 
     # 1. Data and tokenizers (trained on the training split only, or taken from the run being resumed).
     train_pairs, valid_pairs = load_splits(cfg)
-    tokenizers = resumed.tokenizers if resumed else train_tokenizers(
-        [p for p in train_pairs if p[0] and p[1]], cfg.tokenizer.vocab_size, cfg.tokenizer.joint, cfg.tokenizer.model_type
-    )
+    if resumed:
+        tokenizers = resumed.tokenizers
+    elif cfg.tokenizer.path:
+        tokenizers = TokenizerPair.load(Path(cfg.tokenizer.path))
+    else:
+        tokenizers = train_tokenizers(
+            [p for p in train_pairs if p[0] and p[1]], cfg.tokenizer.vocab_size, cfg.tokenizer.joint, cfg.tokenizer.model_type
+        )
     encoded = list(zip(tokenizers.src.encode([s for s, _ in train_pairs]), tokenizers.tgt.encode([t for _, t in train_pairs])))
     keep, report = clean_pairs(train_pairs, encoded, cfg.data.max_len)
     if not keep:

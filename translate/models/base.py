@@ -46,9 +46,15 @@ class Seq2Seq(nn.Module, ABC):
         """Select/duplicate batch rows of the state (beam search, dropping finished sentences)."""
         return {k: v.index_select(0, indices) for k, v in state.items()}
 
-    def encoder_states(self, state: State) -> torch.Tensor:
-        """(B, S, H) per-position encoder outputs, for gradient-flow measurements."""
-        return state["memory"]
+    def encode_traced(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[State, list]:
+        """`encode`, plus the encoder states h_t as tensors on the gradient path of everything the decoder reads,
+        for measuring dL/dh_t: each part is a (B, S, H) tensor or a list of S (B, H) tensors (one per position).
+
+        Default: the memory, which the decoder reads at every position (attention). Models whose decoder sees
+        the source another way (a recurrent final state) override this.
+        """
+        state = self.encode(src, src_mask)
+        return state, [state["memory"]]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -102,6 +102,10 @@ class RecurrentSeq2Seq(Seq2Seq):
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> State:
         memory, final = self.encoder(src, src_mask)  # (B, S, H*dirs)
+        return self.encode_from(memory, final, src_mask)
+
+    def encode_from(self, memory: torch.Tensor, final, src_mask: torch.Tensor) -> State:
+        """The decoder's initial state from the encoder's outputs and final state(s)."""
         state: State = {"memory": memory, "src_mask": src_mask}
         if self.cfg.cell == "lstm":
             state["h"], state["c"] = self._bridge(final[0]), self._bridge(final[1])  # (B, L, H) each
@@ -110,6 +114,10 @@ class RecurrentSeq2Seq(Seq2Seq):
         if self.attention is not None:
             state["k"], state["v"] = self.attention.project_kv(memory)  # (B, h, S, d): once per sentence
         return state
+
+    def encode_traced(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[State, list]:
+        """The fused RNN kernels hide the recurrence from autograd: unroll the encoder position by position."""
+        return encode_unrolled(self, src, src_mask)
 
     def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput:
         x = self.dropout(self.tgt_embedding(tgt))  # (B, T, E)
@@ -129,3 +137,61 @@ class RecurrentSeq2Seq(Seq2Seq):
                 weights = weights.mean(1)  # (B, T, S)
         logits = self.out_proj(self.dropout(out))  # (B, T, V)
         return DecoderOutput(logits, new_state, weights)
+
+
+def _one_layer(rnn: nn.RNNBase, layer: int, reverse: bool) -> nn.RNNBase:
+    """A one-layer, one-direction RNN sharing that layer's weights of `rnn` (no copy: gradients reach `rnn`)."""
+    dirs = 2 if rnn.bidirectional else 1
+    inputs = rnn.input_size if layer == 0 else rnn.hidden_size * dirs
+    uni = type(rnn)(inputs, rnn.hidden_size, 1, batch_first=True)
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    for name, _ in list(uni.named_parameters()):
+        setattr(uni, name, getattr(rnn, name.replace("_l0", suffix)))
+    return uni
+
+
+def _unroll(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, reverse: bool):
+    """Run a one-layer RNN one position at a time, each step reading the previous step's output tensor.
+
+    x (B, S, E) -> outputs [h_0 .. h_{S-1}] (each (B, H), on the gradient path of every later step) and the
+    final state (1, B, H), or an (h, c) pair; padding positions leave the state as it was.
+    """
+    B, S, _ = x.shape
+    h = x.new_zeros(B, rnn.hidden_size)
+    c = x.new_zeros(1, B, rnn.hidden_size) if isinstance(rnn, nn.LSTM) else None
+    outputs: list[torch.Tensor] = [None] * S  # type: ignore[list-item]
+    for t in range(S - 1, -1, -1) if reverse else range(S):
+        out, new = rnn(x[:, t : t + 1], (h[None], c) if c is not None else h[None])
+        real = (t < lengths)[:, None]  # (B, 1)
+        h = torch.where(real, out[:, 0], h)  # (B, H): the output itself is the next step's state
+        if c is not None:
+            c = torch.where(real[None], new[1], c)
+        outputs[t] = h
+    return outputs, ((h[None], c) if c is not None else h[None])
+
+
+def encode_unrolled(model: RecurrentSeq2Seq, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[State, list]:
+    """The same state as `model.encode` (in eval mode), computed position by position.
+
+    Also returns the top layer's per-position states, as (B, S) lists of tensors per direction, on the gradient
+    path: what measuring gradient flow needs, since fused RNN kernels hide the recurrence from autograd's view
+    of their outputs.
+    """
+    enc, cfg = model.encoder, model.cfg
+    x = enc.embedding(src)  # (B, S, E)
+    lengths = src_mask.sum(1)
+    finals, top = [], []
+    for layer in range(cfg.layers):
+        per_direction = []
+        for reverse in ([False, True] if cfg.bidirectional else [False]):
+            outputs, final = _unroll(_one_layer(enc.rnn, layer, reverse), x, lengths, reverse)
+            per_direction.append(outputs)
+            finals.append(final)
+        x = torch.cat([torch.stack(o, dim=1) for o in per_direction], dim=-1)  # (B, S, H*dirs): next layer's input
+        top = per_direction
+    memory = x * src_mask[:, :, None]  # zero at padding, as pad_packed_sequence leaves it
+    if cfg.cell == "lstm":
+        final = (torch.cat([f[0] for f in finals]), torch.cat([f[1] for f in finals]))  # (L*dirs, B, H)
+    else:
+        final = torch.cat(finals)
+    return model.encode_from(memory, final, src_mask), top
