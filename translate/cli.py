@@ -162,6 +162,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             cfg, runs_dir, only=args.only, callbacks=lambda name: [_TrainProgress(None)],
             progress=lambda msg: print(msg, file=sys.stderr, flush=True),
         )
+    if runs_dir.exists():  # copy what finished runs have (also with --report-only, e.g. mid-comparison)
         collect_inputs(cfg, runs_dir, report_dir)
     readme = write_report(cfg, report_dir)
     print(f"report: {readme}")
@@ -230,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="report folder, e.g. reports/multi30k-de-en")
     c.add_argument("--runs", help="folder for the runs' checkpoints (default: runs/compare-<report folder name>)")
     c.add_argument("--only", nargs="+", metavar="NAME", help="train/evaluate only these models")
-    c.add_argument("--report-only", action="store_true", help="regenerate the report from REPORT/runs without training")
+    c.add_argument("--report-only", action="store_true", help="write the report from finished runs without training more")
     c.set_defaults(func=cmd_compare)
 
     d = sub.add_parser("data", help="corpus helpers")
