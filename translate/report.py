@@ -148,7 +148,7 @@ def write_report(cfg: CompareConfig, report_dir: Path) -> Path:
             ax.set_xticks(range(len(a["src_tokens"])), a["src_tokens"], rotation=90, fontsize=7)
             ax.set_yticks(range(len(a["tgt_tokens"])), a["tgt_tokens"], fontsize=7)
             ax.set_title(r["name"], fontsize=9)
-        fig.suptitle(f"{test} sentence {index}: cross-attention (last layer, heads averaged)", fontsize=10)
+        fig.suptitle(f"{test} sentence {index}: attention over the source (heads averaged; Transformer: last layer)", fontsize=10)
         name = f"attention_{k + 1}.png"
         _save(fig, report_dir / name)
         lines += [f"![attention maps, sentence {index}]({name})", ""]
