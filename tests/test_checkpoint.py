@@ -51,6 +51,13 @@ def test_weights_that_do_not_fit_the_config(trained_runs, tmp_path):
         load_checkpoint(tmp_path / "bad.pt").build()
 
 
+def test_written_files_get_ordinary_permissions(tmp_path):
+    umask = os.umask(0)
+    os.umask(umask)
+    write_atomic(tmp_path / "f", b"x")
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     write_atomic(path, b"old")
