@@ -141,14 +141,14 @@ def write_report(cfg: CompareConfig, report_dir: Path) -> Path:
     for k, index in enumerate(cfg.report.attention_sentences):
         if not attentive:
             break
-        fig, axes = plt.subplots(1, len(attentive), figsize=(4.5 * len(attentive), 4.5), squeeze=False)
+        fig, axes = plt.subplots(1, len(attentive), figsize=(max(4.5 * len(attentive), 7.5), 4.5), squeeze=False)
         for ax, r in zip(axes[0], attentive):
             a = r["analysis"]["attention"][k]
             ax.imshow(a["attention"], cmap="Blues", vmin=0, vmax=1, aspect="auto")
             ax.set_xticks(range(len(a["src_tokens"])), a["src_tokens"], rotation=90, fontsize=7)
             ax.set_yticks(range(len(a["tgt_tokens"])), a["tgt_tokens"], fontsize=7)
             ax.set_title(r["name"], fontsize=9)
-        fig.suptitle(f"{test} sentence {index}: attention over the source (heads averaged; Transformer: last layer)", fontsize=10)
+        fig.suptitle(f"{test} #{index}: attention over the source (heads averaged; Transformer: last layer)", fontsize=9)
         name = f"attention_{k + 1}.png"
         _save(fig, report_dir / name)
         lines += [f"![attention maps, sentence {index}]({name})", ""]
