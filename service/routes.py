@@ -27,7 +27,7 @@ class LimitExceeded(HTTPException):
     status_code = 422
 
 
-def _not_ready(registry: NamedDependency[Registry]) -> None:
+def _not_ready(registry: Registry) -> None:
     if not registry.loaded:
         raise ServiceUnavailableException("models are still loading", headers={"Retry-After": "2"})
 
