@@ -26,3 +26,10 @@ def test_bleu_by_length_buckets():
     assert [r["bucket"] for r in rows] == ["<=8", "9-12", "13-16", "17-20", "21+"]
     assert [r["n"] for r in rows] == [2, 1, 1, 0, 1]
     assert [r["bleu"] for r in rows] == [100.0, 0.0, 100.0, None, 0.0]
+
+
+def test_a_length_penalty_sweep_does_not_overwrite_the_default_result():
+    from translate.evaluation import eval_stem
+
+    assert eval_stem("val", 5) == eval_stem("val", 5, 1.0) == "val.beam5"
+    assert eval_stem("val", 5, 1.5) == "val.beam5.lp1.5" and eval_stem("val", 5, 2) == "val.beam5.lp2"

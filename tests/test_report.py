@@ -28,6 +28,7 @@ test_split = "test"
 attention_sentences = [0, 1, 2]
 sample_sentences = [0, 1, 2, 3, 4]
 gradient_batches = 2
+length_penalties = [1.0, 2.0]
 [[models]]
 name = "plain"
 arch = "lstm"
@@ -55,6 +56,16 @@ def test_compare_writes_every_section(tiny_corpus, tmp_path, capsys):
     assert summary["step"] == 6 and (runs / "tokenizer" / "joint.model").exists()
     # both models used the one shared tokenizer
     assert json.loads((runs / "attn" / "config.json").read_text())["tokenizer"]["path"] == str(runs / "tokenizer")
+
+    # The length penalty is chosen on val (a tie keeps 1.0) and applied to the test split; every sweep file is kept.
+    tuned = json.loads((runs / "plain" / "eval" / "tuned.json").read_text())
+    val = {lp: json.loads((runs / "plain" / "eval" / name).read_text())["bleu"] for lp, name in
+           [(1.0, "val.beam5.json"), (2.0, "val.beam5.lp2.json")]}
+    assert tuned["length_penalty"] == (2.0 if val[2.0] > val[1.0] else 1.0)
+    assert tuned["val_bleu_by_length_penalty"] == {"1": val[1.0], "2": val[2.0]}
+    test_file = "test.beam5.lp2.json" if tuned["length_penalty"] == 2.0 else "test.beam5.json"
+    assert tuned["test"]["bleu"] == json.loads((runs / "plain" / "eval" / test_file).read_text())["bleu"]
+    assert "length penalty tuned on val" in text and f"(LP {tuned['length_penalty']:g}) |" in text
 
     # A second invocation skips finished work; the report regenerates from the report folder alone.
     log_before = (runs / "plain" / "log.jsonl").read_text()

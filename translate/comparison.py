@@ -27,7 +27,7 @@ from translate.checkpoint import write_atomic
 from translate.config import dataclass_from_dict, merge, read_config_file, run_config_from_dict
 from translate.data import EncodedCorpus, read_parallel
 from translate.errors import ConfigError
-from translate.evaluation import evaluate_run
+from translate.evaluation import eval_stem, evaluate_run
 from translate.tokenizer import train_tokenizers
 from translate.training import Callback, train
 from translate.translator import Translator
@@ -50,6 +50,7 @@ class ReportConfig:
     sample_sentences: list = field(default_factory=lambda: [0, 1, 2, 3, 4])
     gradient_batches: int = 4  # validation batches averaged for gradient flow
     gradient_max_tokens: int = 2048
+    length_penalties: list = field(default_factory=lambda: [1.0])  # beam-5 values tried on val; the best one on test
 
 
 @dataclass(frozen=True)
@@ -139,15 +140,29 @@ def run_comparison(
 
 
 def _evaluate(cfg: CompareConfig, entry: ModelEntry, out: Path, progress) -> None:
-    translator = None
+    translator: Translator | None = None
+
+    def scores(split: str, beam: int, lp: float = 1.0) -> dict:
+        """One evaluation's scores, computed only if its file is missing."""
+        nonlocal translator
+        path = out / "eval" / f"{eval_stem(split, beam, lp)}.json"
+        if not path.exists():
+            progress(f"{entry.name}: evaluating {split} with beam {beam}" + (f", length penalty {lp:g}" if lp != 1.0 else ""))
+            translator = translator or Translator.load(out)
+            pairs = read_parallel(cfg.data.get("path", "data/multi30k"), translator.src_lang, translator.tgt_lang, split)
+            evaluate_run(translator, pairs, split, cfg.data.get("path", ""), beam, out / "eval", lp)
+        return json.loads(path.read_text(encoding="utf-8"))
+
     for split, beam in SPLITS_AND_BEAMS:
-        split = cfg.report.test_split if split == "test" else split
-        if (out / "eval" / f"{split}.beam{beam}.json").exists():
-            continue
-        progress(f"{entry.name}: evaluating {split} with beam {beam}")
-        translator = translator or Translator.load(out)
-        pairs = read_parallel(cfg.data.get("path", "data/multi30k"), translator.src_lang, translator.tgt_lang, split)
-        evaluate_run(translator, pairs, split, cfg.data.get("path", ""), beam, out / "eval")
+        scores(cfg.report.test_split if split == "test" else split, beam)
+    # Length penalty, a decoding lever: chosen per model on the validation split, then applied once to the test split.
+    lps = [float(lp) for lp in cfg.report.length_penalties]
+    if lps != [1.0] and not (out / "eval" / "tuned.json").exists():
+        val = {lp: scores("val", 5, lp)["bleu"] for lp in lps}
+        best = max(lps, key=lambda lp: (val[lp], lp == 1.0))  # a tie keeps the default
+        test = {k: v for k, v in scores(cfg.report.test_split, 5, best).items() if k != "by_length"}
+        tuned = {"beam": 5, "length_penalty": best, "val_bleu_by_length_penalty": {f"{lp:g}": b for lp, b in val.items()}, "test": test}
+        write_atomic(out / "eval" / "tuned.json", (json.dumps(tuned, indent=2) + "\n").encode())
 
 
 def _analyse(cfg: CompareConfig, out: Path, progress) -> None:

@@ -57,13 +57,19 @@ def bleu_by_length(
     return out
 
 
+def eval_stem(split: str, beam_size: int, length_penalty: float = 1.0) -> str:
+    """The file name (without suffix) of one evaluation's hypotheses and scores."""
+    return f"{split}.beam{beam_size}" + (f".lp{length_penalty:g}" if length_penalty != 1.0 else "")
+
+
 def evaluate_run(
     translator, pairs: Sequence[tuple[str, str]], split: str, data: str = "", beam_size: int = 5,
     out_dir: Path | None = None, length_penalty: float = 1.0, progress=None,
 ) -> dict:
     """Translate (src, ref) pairs with a loaded `Translator`, score them, and write hypotheses + scores.
 
-    With `out_dir`, files `{split}.beam{k}.hyp.txt` and `{split}.beam{k}.json` are written there.
+    With `out_dir`, files `{split}.beam{k}.hyp.txt` and `{split}.beam{k}.json` are written there (`.lp{x}`
+    added to the name when the length penalty is not 1, so a sweep keeps every result).
     """
     import time
 
@@ -85,7 +91,7 @@ def evaluate_run(
         "by_length": bleu_by_length([s for s, _ in pairs], hyps, [t for _, t in pairs]),
     }
     if out_dir is not None:
-        stem = f"{split}.beam{beam_size}"
+        stem = eval_stem(split, beam_size, length_penalty)
         write_atomic(out_dir / f"{stem}.hyp.txt", ("\n".join(hyps) + "\n").encode())
         write_atomic(out_dir / f"{stem}.json", (json.dumps(result, indent=2) + "\n").encode())
         result["hypotheses_file"] = str(out_dir / f"{stem}.hyp.txt")

@@ -65,7 +65,7 @@ def _load_runs(cfg: CompareConfig, report_dir: Path) -> list[dict]:
             "name": entry.name, "arch": entry.arch, "model": entry.model, "summary": summary, "scores": scores,
             "log": _log(folder / "log.jsonl"), "analysis": _json(folder / "analysis.json"),
             "hyp": folder / "eval" / f"{cfg.report.test_split}.beam5.hyp.txt",
-            "config": _json(folder / "config.json"),
+            "config": _json(folder / "config.json"), "tuned": _json(folder / "eval" / "tuned.json"),
         })
     return runs
 
@@ -94,6 +94,9 @@ def write_report(cfg: CompareConfig, report_dir: Path) -> Path:
               "| model | arch | parameters | trained (min) | steps | train tok/s | val BLEU greedy / beam 5 | "
               f"{test} BLEU greedy / beam 5 | {test} chrF greedy / beam 5 | decode tok/s (beam 5) |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    if any(r["tuned"] for r in runs):  # the length penalty lever, chosen per model on val
+        lines[-2] += f" {test} BLEU beam 5, length penalty tuned on val |"
+        lines[-1] += "---:|"
     signature = None
     for r in runs:
         s, sc = r["summary"], r["scores"]
@@ -104,6 +107,8 @@ def write_report(cfg: CompareConfig, report_dir: Path) -> Path:
             f"{_fmt(s.get('train_minutes'))} | {_fmt(s.get('step'))} | {_fmt(s.get('train_tokens_per_s'), 0)} | "
             f"{_fmt(g('val', 1, 'bleu'))} / {_fmt(g('val', 5, 'bleu'))} | {_fmt(g(test, 1, 'bleu'))} / {_fmt(g(test, 5, 'bleu'))} | "
             f"{_fmt(g(test, 1, 'chrf'))} / {_fmt(g(test, 5, 'chrf'))} | {_fmt(g(test, 5, 'decode_tokens_per_s'), 0)} |"
+            + (f" {_fmt(r['tuned']['test']['bleu'])} (LP {r['tuned']['length_penalty']:g}) |" if r["tuned"] else
+               " – |" if any(x["tuned"] for x in runs) else "")
         )
     lines += ["", f"sacreBLEU signature: `{signature}`", ""]
 

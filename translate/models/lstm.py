@@ -54,6 +54,7 @@ class RecurrentEncoder(nn.Module):
     def __init__(self, cfg: RecurrentConfig, embedding: nn.Embedding):
         super().__init__()
         self.embedding = embedding
+        self.scale = cfg.emb_dim**0.5  # embeddings are initialised at std 1/sqrt(E) for the tied output layer
         self.dropout = nn.Dropout(cfg.dropout)
         self.rnn = CELLS[cfg.cell](
             cfg.emb_dim, cfg.hidden, cfg.layers, batch_first=True, bidirectional=cfg.bidirectional,
@@ -62,7 +63,7 @@ class RecurrentEncoder(nn.Module):
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor):
         """Returns all states (B, S, H*dirs) and the final state(s) (L*dirs, B, H)."""
-        x = self.dropout(self.embedding(src))  # (B, S, E)
+        x = self.dropout(self.embedding(src) * self.scale)  # (B, S, E)
         lengths = src_mask.sum(1).clamp(min=1).cpu()
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, final = self.rnn(packed)  # final: (L*dirs, B, H), or a (h, c) pair for the LSTM
@@ -88,6 +89,10 @@ class RecurrentSeq2Seq(Seq2Seq):
         self.combine = nn.Linear(2 * cfg.hidden, cfg.hidden) if cfg.heads else None
         self.dropout = nn.Dropout(cfg.dropout)
         self.out_proj = nn.Linear(cfg.hidden, cfg.tgt_vocab)
+        # nn.Embedding's N(0, 1) makes tied output logits huge (initial loss ~3x log V): small weights, scaled on input.
+        for emb in {src_embedding, tgt_embedding}:
+            nn.init.normal_(emb.weight, std=cfg.emb_dim**-0.5)
+            nn.init.zeros_(emb.weight[0])
         if cfg.tie_embeddings:
             self.out_proj.weight = tgt_embedding.weight
 
@@ -120,7 +125,7 @@ class RecurrentSeq2Seq(Seq2Seq):
         return encode_unrolled(self, src, src_mask)
 
     def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput:
-        x = self.dropout(self.tgt_embedding(tgt))  # (B, T, E)
+        x = self.dropout(self.tgt_embedding(tgt) * self.cfg.emb_dim**0.5)  # (B, T, E)
         h0 = state["h"].transpose(0, 1).contiguous()  # (L, B, H)
         if self.cfg.cell == "lstm":
             out, (h, c) = self.decoder_rnn(x, (h0, state["c"].transpose(0, 1).contiguous()))  # out (B, T, H)
@@ -178,7 +183,7 @@ def encode_unrolled(model: RecurrentSeq2Seq, src: torch.Tensor, src_mask: torch.
     of their outputs.
     """
     enc, cfg = model.encoder, model.cfg
-    x = enc.embedding(src)  # (B, S, E)
+    x = enc.embedding(src) * enc.scale  # (B, S, E)
     lengths = src_mask.sum(1)
     finals, top = [], []
     for layer in range(cfg.layers):
