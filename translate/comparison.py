@@ -147,7 +147,7 @@ def _evaluate(cfg: CompareConfig, entry: ModelEntry, out: Path, progress) -> Non
         nonlocal translator
         path = out / "eval" / f"{eval_stem(split, beam, lp)}.json"
         if not path.exists():
-            progress(f"{entry.name}: evaluating {split} with beam {beam}" + (f", length penalty {lp:g}" if lp != 1.0 else ""))
+            progress(f"{entry.name}: evaluating {split} with beam {beam}" + (f", length penalty {lp:g}" * (lp != 1.0)))
             translator = translator or Translator.load(out)
             pairs = read_parallel(cfg.data.get("path", "data/multi30k"), translator.src_lang, translator.tgt_lang, split)
             evaluate_run(translator, pairs, split, cfg.data.get("path", ""), beam, out / "eval", lp)
@@ -161,7 +161,10 @@ def _evaluate(cfg: CompareConfig, entry: ModelEntry, out: Path, progress) -> Non
         val = {lp: scores("val", 5, lp)["bleu"] for lp in lps}
         best = max(lps, key=lambda lp: (val[lp], lp == 1.0))  # a tie keeps the default
         test = {k: v for k, v in scores(cfg.report.test_split, 5, best).items() if k != "by_length"}
-        tuned = {"beam": 5, "length_penalty": best, "val_bleu_by_length_penalty": {f"{lp:g}": b for lp, b in val.items()}, "test": test}
+        tuned = {
+            "beam": 5, "length_penalty": best, "val_bleu_by_length_penalty": {f"{lp:g}": b for lp, b in val.items()},
+            "test": test,
+        }
         write_atomic(out / "eval" / "tuned.json", (json.dumps(tuned, indent=2) + "\n").encode())
 
 

@@ -125,7 +125,7 @@ class RecurrentSeq2Seq(Seq2Seq):
         return encode_unrolled(self, src, src_mask)
 
     def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput:
-        x = self.dropout(self.tgt_embedding(tgt) * self.cfg.emb_dim**0.5)  # (B, T, E)
+        x = self.dropout(self.tgt_embedding(tgt) * self.encoder.scale)  # (B, T, E): the same scale both sides
         h0 = state["h"].transpose(0, 1).contiguous()  # (L, B, H)
         if self.cfg.cell == "lstm":
             out, (h, c) = self.decoder_rnn(x, (h0, state["c"].transpose(0, 1).contiguous()))  # out (B, T, H)
