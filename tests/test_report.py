@@ -37,6 +37,7 @@ model = {json.dumps(lstm).replace('":', '" =').replace('{"', '{ "')}
 name = "attn"
 arch = "lstm-attn"
 model = {json.dumps(attn).replace('":', '" =').replace('{"', '{ "')}
+train = {{ lr = 0.02 }}
 """)
     return path
 
@@ -51,7 +52,8 @@ def test_compare_writes_every_section(tiny_corpus, tmp_path, capsys):
         assert section in text, section
     for png in ["learning_curves.png", "bleu_by_length.png", "gradient_flow.png", "attention_1.png", "attention_3.png"]:
         assert (report / png).stat().st_size > 5_000, png
-    assert "| plain | lstm" in text and "| attn | lstm-attn" in text
+    assert "| plain | lstm" in text and "| attn | lstm-attn" in text and "; lr=0.02) |" in text  # its own setting
+    assert json.loads((runs / "attn" / "config.json").read_text())["train"]["lr"] == 0.02
     summary = json.loads((runs / "plain" / "summary.json").read_text())
     assert summary["step"] == 6 and (runs / "tokenizer" / "joint.model").exists()
     # both models used the one shared tokenizer
@@ -68,9 +70,13 @@ def test_compare_writes_every_section(tiny_corpus, tmp_path, capsys):
     assert "length penalty tuned on val" in text and f"(LP {tuned['length_penalty']:g}) |" in text
 
     # A second invocation skips finished work; the report regenerates from the report folder alone.
+    # The report's copy of a run is replaced whole, so files a rerun no longer writes do not linger.
     log_before = (runs / "plain" / "log.jsonl").read_text()
+    stale = report / "runs" / "plain" / "eval" / "val.beam5.lp0.7.json"
+    stale.write_text("{}")
     assert main(["compare", "--config", str(cfg_path), "--out", str(report), "--runs", str(runs)]) == 0
     assert (runs / "plain" / "log.jsonl").read_text() == log_before
+    assert not stale.exists() and (report / "runs" / "plain" / "eval" / "val.beam5.json").exists()
     shutil.rmtree(runs)
     (report / "README.md").unlink()
     (report / "reading.md").write_text("Attention helps here.")
@@ -86,5 +92,6 @@ def test_shipped_config_is_valid():
     from tests.tiny import ROOT
 
     cfg = read_compare_config(ROOT / "scripts" / "configs" / "compare-multi30k-de-en.toml")
-    assert [m.name for m in cfg.models] == ["rnn-bi", "gru", "lstm", "lstm-bi", "lstm-attn-1h", "lstm-attn-4h", "transformer"]
+    assert [m.name for m in cfg.models] == ["rnn-bi", "gru", "lstm", "lstm-bi", "lstm-attn-1h", "lstm-attn-4h",
+                                            "transformer", "transformer-lr3e-3"]
     assert cfg.budget.minutes == 15
