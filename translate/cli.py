@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    keep_freed_memory()  # up to 1.5x faster CPU training steps; see translate/memory.py
+    keep_freed_memory()  # faster CPU training steps: see translate/memory.py
     _quiet_datasets()
     signal.signal(signal.SIGTERM, _raise_interrupt)  # a `kill` saves the run like Ctrl-C does
     try:

@@ -1,8 +1,8 @@
 """Process-wide allocator setting that makes CPU training and decoding faster.
 
 glibc serves every allocation over 32 MB (a batch's logits: 4k tokens x 8k pieces x 4 bytes = 130 MB) with a fresh
-mmap and unmaps it on free, so each training step page-faults and zeroes those buffers again: up to a third of the
-step as kernel time on a 2-core machine. Keeping freed memory in the heap lets the next step reuse it.
+mmap and unmaps it on free, so each training step page-faults and zeroes those buffers again: 15-50 % of the
+CPU time went to the kernel on a 2-core machine. Keeping freed memory in the heap lets the next step reuse it.
 `scripts/bench_memory.py` measures the difference.
 """
 
