@@ -79,7 +79,7 @@ def main() -> None:
     torch.manual_seed(0)
     pairs = read_parallel(args.data, "de", "en", "train")
     tok = train_tokenizers(pairs, vocab_size=8000)
-    corpus = EncodedCorpus(list(zip(tok.src.encode([s for s, _ in pairs]), tok.tgt.encode([t for _, t in pairs]))))
+    corpus = EncodedCorpus.from_pairs(pairs, tok)
     batches = list(corpus.batches(args.max_tokens, seed=1, epoch=0))
     ours = build_model("transformer", make_config("transformer", {"src_vocab": tok.src.vocab_size, "tgt_vocab": tok.tgt.vocab_size}))
     peer = PlainTransformer(tok.tgt.vocab_size)

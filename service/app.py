@@ -18,6 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
 from service.batching import Batcher
+from service.errors import ServiceError, error_response
 from service.registry import Registry
 from service.routes import STATIC, HealthController, TranslationController, index
 from service.settings import Settings
@@ -38,7 +39,7 @@ def create_app(settings: Settings) -> Litestar:
             await loop.run_in_executor(executor, registry.load, settings.models_dir, settings.device)
             for name, translator in registry.translators.items():
                 batcher = Batcher(
-                    lambda texts, beam, attention, t=translator: t.translate(texts, beam_size=beam, return_attention=attention),
+                    name, lambda texts, beam, attention, t=translator: t.translate(texts, beam_size=beam, return_attention=attention),
                     executor, settings.max_batch_size, settings.batch_wait_ms / 1000, settings.max_queue,
                 )
                 batcher.start()
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> Litestar:
             "batchers": Provide(lambda: batchers, sync_to_thread=False),
         },
         lifespan=[lifespan],
+        exception_handlers={ServiceError: error_response},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="translate", version="0.1.0", path="/schema"),
     )

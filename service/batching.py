@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 
 from translate import Translation
 
+from service.errors import QueueFull
+
 log = logging.getLogger(__name__)
 
 TranslateFn = Callable[[Sequence[str], int, bool], list[Translation]]  # (texts, beam_size, return_attention)
-
-
-class QueueFull(Exception):
-    """More texts are waiting for this model than the service accepts."""
 
 
 @dataclass
@@ -37,8 +35,10 @@ class _Job:
 
 
 class Batcher:
-    def __init__(self, translate: TranslateFn, executor: Executor, max_batch: int, wait_s: float, max_queue: int):
-        self.translate, self.executor = translate, executor
+    def __init__(
+        self, name: str, translate: TranslateFn, executor: Executor, max_batch: int, wait_s: float, max_queue: int
+    ):
+        self.name, self.translate, self.executor = name, translate, executor
         self.max_batch, self.wait_s, self.max_queue = max_batch, wait_s, max_queue
         self.queue: asyncio.Queue[_Job] = asyncio.Queue()
         self.waiting = 0  # texts queued or being translated
@@ -57,7 +57,7 @@ class Batcher:
 
     async def submit(self, texts: list[str], beam_size: int, return_attention: bool) -> list[Translation]:
         if self.waiting + len(texts) > self.max_queue:
-            raise QueueFull
+            raise QueueFull(self.name)
         self.waiting += len(texts)
         job = _Job(texts, beam_size, return_attention, asyncio.get_running_loop().create_future())
         self.queue.put_nowait(job)

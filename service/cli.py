@@ -6,10 +6,12 @@ import argparse
 import logging
 from pathlib import Path
 
+from translate import CHECKPOINTS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("serve", help="serve every run in a folder over HTTP (API + comparison page)")
-    s.add_argument("--models", required=True, help="folder of run folders (each with best.pt or last.pt)")
+    s.add_argument("--models", required=True, help=f"folder of run folders (each with {CHECKPOINTS})")
     s.add_argument("--host", default=None, help="address to bind (default: 127.0.0.1)")
     s.add_argument("--port", type=int, default=None, help="port (default: 8000)")
     s.add_argument("--workers", type=int, default=None, help="inference threads shared by the models (default: 2)")

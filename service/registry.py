@@ -6,25 +6,11 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from translate import TranslateError, Translator
+from translate import CHECKPOINTS, TranslateError, Translator, find_runs
+
+from service.errors import NotReady, UnknownModel
 
 log = logging.getLogger(__name__)
-
-METRIC_KEYS = ("bleu", "chrf", "split", "beam", "n_sentences")
-
-
-def find_runs(models_dir: Path) -> dict[str, Path]:
-    """name -> path: run folders (holding best.pt or last.pt) and loose .pt files, directly under models_dir."""
-    models_dir = Path(models_dir)
-    if not models_dir.is_dir():
-        return {}
-    runs = {}
-    for path in sorted(models_dir.iterdir()):
-        if path.is_dir() and ((path / "best.pt").exists() or (path / "last.pt").exists()):
-            runs[path.name] = path
-        elif path.suffix == ".pt" and path.is_file():
-            runs[path.stem] = path
-    return runs
 
 
 @dataclass
@@ -36,7 +22,7 @@ class Registry:
     def load(self, models_dir: Path, device: str = "cpu") -> None:
         runs = find_runs(models_dir)
         if not runs:
-            self.errors["*"] = f"no runs (folders with best.pt or last.pt) found in {models_dir}"
+            self.errors["*"] = f"no runs (folders with {CHECKPOINTS}) found in {models_dir}"
         for name, path in runs.items():
             try:
                 self.translators[name] = Translator.load(path, device=device)
@@ -46,14 +32,22 @@ class Registry:
                 log.error("model %s failed to load: %s", name, e)
         self.loaded = True
 
-    def metrics(self, name: str) -> dict[str, dict]:
-        """The run's own evaluation results: `translate evaluate` files, else its last validation."""
-        out = {}
-        for key, value in self.translators[name].metrics.items():
-            if isinstance(value, dict) and "bleu" in value:
-                out[key] = {k: value[k] for k in METRIC_KEYS if k in value}
-        raw = self.translators[name].metrics
-        if "val_bleu" in raw:
-            out["validation"] = {"bleu": raw["val_bleu"], "chrf": raw.get("val_chrf", 0.0), "split": raw.get("split", "val"),
-                                 "beam": raw.get("beam", 1), "step": raw.get("step", 0)}
+    def get(self, name: str) -> Translator:
+        """The loaded model called `name`; raises NotReady while loading, UnknownModel for a name not served."""
+        if not self.loaded:
+            raise NotReady()
+        if name not in self.translators:
+            raise UnknownModel(name, sorted(self.translators))
+        return self.translators[name]
+
+    def metrics(self, name: str) -> dict[str, dict[str, float | int | str]]:
+        """The run's own evaluation results: `translate evaluate` files, and the validation that chose the checkpoint."""
+        translator = self.translators[name]
+        out: dict[str, dict[str, float | int | str]] = {
+            stem: {"bleu": r.bleu, "chrf": r.chrf, "split": r.split, "beam": r.beam, "n_sentences": r.n_sentences}
+            for stem, r in translator.evaluations.items()
+        }
+        v = translator.validation
+        if v is not None:
+            out["validation"] = {"bleu": v.val_bleu, "chrf": v.val_chrf, "split": v.split, "beam": v.beam, "step": v.step}
         return out

@@ -1,4 +1,7 @@
-"""HTTP routes: health and readiness, models, translate, compare, and the page."""
+"""HTTP routes: health and readiness, models, translate, compare, and the page.
+
+Handlers raise the domain errors of `service.errors`; `create_app` maps them to responses.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,11 @@ from pathlib import Path
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, NotFoundException, ServiceUnavailableException
 from litestar.params import JSONBody
 from litestar.response import File
 
-from service.batching import Batcher, QueueFull
+from service.batching import Batcher
+from service.errors import BadRequest, LimitExceeded, NotReady
 from service.registry import Registry
 from service.schemas import (
     CompareRequest, CompareResponse, ModelInfo, ModelsResponse, ReadyStatus, Status, TranslateRequest,
@@ -23,48 +26,24 @@ from service.settings import Settings
 STATIC = Path(__file__).parent / "static"
 
 
-class LimitExceeded(HTTPException):
-    status_code = 422
-
-
-def _not_ready(registry: Registry) -> None:
-    if not registry.loaded:
-        raise ServiceUnavailableException("models are still loading", headers={"Retry-After": "2"})
-
-
-def _check_model(registry: Registry, name: str) -> None:
-    if name not in registry.translators:
-        known = sorted(registry.translators)
-        raise NotFoundException(f"unknown model {name!r}; known: {', '.join(known) or 'none'}", extra={"known": known})
-
-
-def _check_limits(settings: Settings, texts: list[str], beam_size: int) -> None:
+def check_limits(settings: Settings, texts: list[str], beam_size: int) -> None:
     if len(texts) > settings.max_texts:
-        raise LimitExceeded(
-            f"too many texts: {len(texts)} > max_texts {settings.max_texts}", extra={"limit": "max_texts", "max": settings.max_texts}
-        )
+        raise LimitExceeded(f"too many texts: {len(texts)} > max_texts {settings.max_texts}", "max_texts", settings.max_texts)
     for i, text in enumerate(texts):
         if len(text) > settings.max_chars:
             raise LimitExceeded(
-                f"text {i} has {len(text)} characters > max_chars {settings.max_chars}",
-                extra={"limit": "max_chars", "max": settings.max_chars, "index": i},
+                f"text {i} has {len(text)} characters > max_chars {settings.max_chars}", "max_chars", settings.max_chars,
+                index=i,
             )
     if beam_size > settings.max_beam:
-        raise LimitExceeded(
-            f"beam_size {beam_size} > max_beam {settings.max_beam}", extra={"limit": "max_beam", "max": settings.max_beam}
-        )
+        raise LimitExceeded(f"beam_size {beam_size} > max_beam {settings.max_beam}", "max_beam", settings.max_beam)
 
 
-async def _translate(
+async def translate_with(
     batchers: dict[str, Batcher], name: str, texts: list[str], beam_size: int, attention: bool
 ) -> TranslateResponse:
     start = time.perf_counter()
-    try:
-        results = await batchers[name].submit(texts, beam_size, attention)
-    except QueueFull:
-        raise ServiceUnavailableException(
-            f"model {name!r} is busy: too many texts waiting; retry shortly", headers={"Retry-After": "1"}
-        ) from None
+    results = await batchers[name].submit(texts, beam_size, attention)
     return TranslateResponse(
         model=name,
         translations=[TranslationOut(r.text, r.src_tokens, r.tgt_tokens, r.attention) for r in results],
@@ -90,7 +69,8 @@ class TranslationController(Controller):
 
     @get("/models")
     async def models(self, registry: NamedDependency[Registry]) -> ModelsResponse:
-        _not_ready(registry)
+        if not registry.loaded:
+            raise NotReady()
         return ModelsResponse([
             ModelInfo(name, t.arch, t.src_lang, t.tgt_lang, t.parameters, registry.metrics(name))
             for name, t in sorted(registry.translators.items())
@@ -101,27 +81,29 @@ class TranslationController(Controller):
         self, data: JSONBody[TranslateRequest], registry: NamedDependency[Registry], settings: NamedDependency[Settings],
         batchers: NamedDependency[dict[str, Batcher]],
     ) -> TranslateResponse:
-        _not_ready(registry)
+        if not registry.loaded:
+            raise NotReady()
         if (data.texts is None) == (data.text is None):
-            raise HTTPException("give either 'texts' (a list) or 'text' (one string)", status_code=400)
+            raise BadRequest("give either 'texts' (a list) or 'text' (one string)")
         texts = data.texts if data.texts is not None else [data.text]
-        _check_limits(settings, texts, data.beam_size)
-        _check_model(registry, data.model)
-        return await _translate(batchers, data.model, texts, data.beam_size, data.return_attention)
+        check_limits(settings, texts, data.beam_size)
+        registry.get(data.model)
+        return await translate_with(batchers, data.model, texts, data.beam_size, data.return_attention)
 
     @post("/compare", status_code=200)
     async def compare(
         self, data: JSONBody[CompareRequest], registry: NamedDependency[Registry], settings: NamedDependency[Settings],
         batchers: NamedDependency[dict[str, Batcher]],
     ) -> CompareResponse:
-        _not_ready(registry)
+        if not registry.loaded:
+            raise NotReady()
         names = data.models if data.models is not None else sorted(registry.translators)
-        _check_limits(settings, [data.text], data.beam_size)
+        check_limits(settings, [data.text], data.beam_size)
         if len(names) > settings.max_texts:
-            raise LimitExceeded(f"too many models: {len(names)}", extra={"limit": "max_texts", "max": settings.max_texts})
+            raise LimitExceeded(f"too many models: {len(names)}", "max_texts", settings.max_texts)
         for name in names:
-            _check_model(registry, name)
-        results = await asyncio.gather(*(_translate(batchers, n, [data.text], data.beam_size, True) for n in names))
+            registry.get(name)
+        results = await asyncio.gather(*(translate_with(batchers, n, [data.text], data.beam_size, True) for n in names))
         return CompareResponse(data.text, list(results))
 
 

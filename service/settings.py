@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from translate import decode_settings
+
+ENV_PREFIX = "TRANSLATE_"
 
 
 @dataclass(frozen=True)
@@ -24,17 +29,10 @@ class Settings:
     max_queue: int = 512  # texts waiting per model; beyond it requests get 503 with Retry-After
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
-        """TRANSLATE_MODELS_DIR, TRANSLATE_MAX_TEXTS, ...: one variable per field; `overrides` win."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
+        """TRANSLATE_MODELS_DIR, TRANSLATE_MAX_TEXTS, ...: one variable per field; `overrides` (flags) win."""
         environ = os.environ if environ is None else environ
-        values = {}
-        for f in dataclasses.fields(cls):
-            raw = environ.get(f"TRANSLATE_{f.name.upper()}")
-            if raw is not None:
-                kind = type(getattr(cls(), f.name))
-                try:
-                    values[f.name] = Path(raw) if kind is Path else kind(raw)
-                except ValueError as e:
-                    raise ValueError(f"TRANSLATE_{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from e
+        names = {f"{ENV_PREFIX}{f.name.upper()}": f.name for f in dataclasses.fields(cls)}
+        values = {names[var]: raw for var, raw in environ.items() if var in names}
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        return decode_settings(cls, values, "service", spell=lambda key: f"{ENV_PREFIX}{key.upper()}")

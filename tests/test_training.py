@@ -8,7 +8,7 @@ import torch
 from tests.tiny import TINY, tiny_config
 from translate.checkpoint import load_checkpoint
 from translate.config import run_config_from_dict
-from translate.errors import TranslateError
+from translate.errors import TrainingInterrupted, TranslateError
 from translate.evaluation import score
 from translate.training import Callback, lr_at, train
 from translate.translator import Translator
@@ -17,7 +17,7 @@ from translate.translator import Translator
 @pytest.mark.parametrize("arch", list(TINY))
 def test_each_architecture_overfits_64_real_pairs(arch, trained_runs, tiny_corpus):
     run, summary = trained_runs[arch]
-    assert summary["best_val_bleu"] > 90, summary
+    assert summary.best_val_bleu > 90, summary
     # Independently of the training loop's own validation: reload and translate the pairs with beam search.
     tr = Translator.load(run, device="cpu")
     src = (tiny_corpus / "train.de").read_text(encoding="utf-8").splitlines()
@@ -40,7 +40,7 @@ def test_resumed_run_ends_with_the_same_weights(tiny_corpus, tmp_path):
     state = load_checkpoint(tmp_path / "resumed" / "last.pt").train_state
     assert state["step"] == 7 and state["epoch"] >= 1  # the interruption falls after an epoch boundary
     summary = train(run_config_from_dict(raw), tmp_path / "resumed", resume=True)
-    assert summary["step"] == 12
+    assert summary.step == 12
     a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "resumed" / "last.pt")
     assert a.keys() == b.keys()
     for k in a:
@@ -68,7 +68,7 @@ class Recorder(Callback):
     def on_step(self, m):
         self.steps.append(m)
 
-    def on_eval(self, m):
+    def on_eval(self, m, improved):
         self.evals.append(m)
 
     def on_end(self, s):
@@ -79,24 +79,24 @@ def test_callbacks_early_stop_and_interrupt_save(tiny_corpus, tmp_path):
     rec = Recorder()
     raw = tiny_config("lstm", tiny_corpus, max_steps=40, eval_every=1, patience=2, lr=0.0)  # lr 0: no progress
     summary = train(run_config_from_dict(raw), tmp_path / "early", callbacks=[rec])
-    assert summary["stopped"] == "early_stop" and summary["step"] == 3
-    assert rec.start["parameters"] > 0 and len(rec.steps) == 3 and len(rec.evals) == 3 and rec.end == summary
+    assert summary.stopped == "early_stop" and summary.step == 3
+    assert rec.start.parameters > 0 and len(rec.steps) == 3 and len(rec.evals) == 3 and rec.end == summary
 
     class Interrupt(Callback):
         def on_step(self, m):
-            if m["step"] == 4:
+            if m.step == 4:
                 raise KeyboardInterrupt
 
     raw = tiny_config("lstm", tiny_corpus, max_steps=40, eval_every=0)
-    summary = train(run_config_from_dict(raw), tmp_path / "killed", callbacks=[Interrupt()])
-    assert summary["stopped"] == "interrupted"
+    with pytest.raises(TrainingInterrupted, match="resume with"):
+        train(run_config_from_dict(raw), tmp_path / "killed", callbacks=[Interrupt()])
     assert load_checkpoint(tmp_path / "killed" / "last.pt").train_state["step"] == 4
 
 
 def test_minutes_budget_and_schedule(tiny_corpus, tmp_path):
     raw = tiny_config("lstm", tiny_corpus, max_steps=0, minutes=0.002, eval_every=0)
     summary = train(run_config_from_dict(raw), tmp_path / "timed")
-    assert summary["stopped"] == "minutes" and summary["train_minutes"] >= 0.002
+    assert summary.stopped == "minutes" and summary.train_minutes >= 0.002
     cfg = run_config_from_dict(raw).train
     assert lr_at(10, cfg) == pytest.approx(cfg.lr / 2)  # halfway through the 20 warmup steps
     assert lr_at(20, cfg) == pytest.approx(cfg.lr)
@@ -111,4 +111,4 @@ def test_single_file_corpus_holds_out_validation(tiny_corpus, tmp_path):
     rec = Recorder()
     raw = tiny_config("lstm", tsv, max_steps=2, eval_every=0)
     train(run_config_from_dict(raw), tmp_path / "run", callbacks=[rec])
-    assert rec.start["valid_pairs"] == 6 and rec.start["train_pairs"] == 58
+    assert rec.start.valid_pairs == 6 and rec.start.train_pairs == 58

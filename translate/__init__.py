@@ -3,22 +3,28 @@
 Public API (what the service and scripts use):
     Translator, Translation        load a run and translate text, with attention
     train, RunConfig               train a model into a run folder
+    RunFolder, find_runs           a run folder's layout and records; the runs under a folder
     read_parallel                  read a parallel corpus
     score, evaluate_run            sacreBLEU BLEU/chrF
     ARCHS, build_model             the model registry
+    decode_settings                typed settings from config files, strings and environment variables
 """
 
 from translate.config import RunConfig
 from translate.data import read_parallel
-from translate.errors import CheckpointError, ConfigError, CorpusError, TranslateError
+from translate.errors import CheckpointError, ConfigError, CorpusError, TrainingInterrupted, TranslateError
 from translate.evaluation import evaluate_run, score
 from translate.models import ARCHS, build_model
+from translate.records import EvalResult, TrainSummary, ValidationRecord
+from translate.runfolder import CHECKPOINTS, RunFolder, find_runs
+from translate.settings import decode_settings
 from translate.training import train
 from translate.translator import Translation, Translator
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ARCHS", "CheckpointError", "ConfigError", "CorpusError", "RunConfig", "TranslateError", "Translation",
-    "Translator", "build_model", "evaluate_run", "read_parallel", "score", "train",
+    "ARCHS", "CHECKPOINTS", "CheckpointError", "ConfigError", "CorpusError", "EvalResult", "RunConfig", "RunFolder",
+    "TrainSummary", "TrainingInterrupted", "TranslateError", "Translation", "Translator", "ValidationRecord",
+    "build_model", "decode_settings", "evaluate_run", "find_runs", "read_parallel", "score", "train",
 ]

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-import torch.nn.functional as F
 
 from translate.data import Batch
+from translate.loss import token_cross_entropy
 from translate.models.base import Seq2Seq
-from translate.tokenizer import PAD_ID
 
 
 def gradient_norms_by_distance(model: Seq2Seq, batches: Iterable[Batch], max_distance: int = 30) -> list[float | None]:
@@ -34,9 +33,7 @@ def gradient_norms_by_distance(model: Seq2Seq, batches: Iterable[Batch], max_dis
             batch = batch.to(device)
             state, parts = model.encode_traced(batch.src, batch.src_mask)
             logits = model.decode(batch.tgt_in, state).logits  # (B, T, V)
-            loss = F.cross_entropy(
-                logits.float().reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1), ignore_index=PAD_ID, reduction="sum"
-            )
+            loss = token_cross_entropy(logits, batch.tgt_out, reduction="sum")
             flat = [t for part in parts for t in (part if isinstance(part, list) else [part])]
             grads = iter(torch.autograd.grad(loss, flat, allow_unused=True))
             squared = torch.zeros(batch.src.shape, dtype=torch.float64)  # (B, S)

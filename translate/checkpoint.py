@@ -1,22 +1,23 @@
 """One self-describing checkpoint file: format version, architecture + config, weights, tokenizers, train state.
 
-Files are written atomically (temporary file in the same folder, fsync, rename), so a kill mid-write leaves
-the previous checkpoint intact, never a truncated one.
+Written atomically (see `translate.runfolder.write_atomic`), so a kill mid-write leaves the previous checkpoint
+intact, never a truncated one.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import torch
 
 from translate.errors import CheckpointError
 from translate.models import Seq2Seq, build_model, config_dict, make_config
+from translate.records import ValidationRecord
+from translate.runfolder import write_atomic
 from translate.tokenizer import TokenizerPair
 
 FORMAT = "translate-checkpoint"
@@ -32,7 +33,7 @@ class Checkpoint:
     src_lang: str
     tgt_lang: str
     train_state: dict[str, Any] = field(default_factory=dict)  # optimizer, step, RNG...: what resuming needs
-    metrics: dict[str, Any] = field(default_factory=dict)  # evaluation results known when it was written
+    metrics: ValidationRecord | None = None  # the validation that made it (best.pt), or the last one (last.pt)
 
     def build(self, device: torch.device | str = "cpu") -> Seq2Seq:
         """The model, weights loaded, in eval mode."""
@@ -55,30 +56,11 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         "src_lang": ckpt.src_lang,
         "tgt_lang": ckpt.tgt_lang,
         "train_state": ckpt.train_state,
-        "metrics": ckpt.metrics,
+        "metrics": msgspec.to_builtins(ckpt.metrics) if ckpt.metrics else {},  # plain data: weights_only loading
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     write_atomic(path, buffer.getvalue())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` all at once: readers see the old file or the new one, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; others (a service's user) may need to read it
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Checkpoint:
@@ -102,10 +84,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
             src_lang=payload["src_lang"],
             tgt_lang=payload["tgt_lang"],
             train_state=payload.get("train_state", {}),
-            metrics=payload.get("metrics", {}),
+            metrics=msgspec.convert(payload["metrics"], ValidationRecord) if payload.get("metrics") else None,
         )
         make_config(ckpt.arch, ckpt.model_config)
-    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+    except (KeyError, ValueError, RuntimeError, TypeError, msgspec.ValidationError) as e:
         raise CheckpointError(f"{path} is damaged: {e}") from e
     return ckpt
 
@@ -114,16 +96,3 @@ def model_checkpoint(model: Seq2Seq, arch: str, tokenizers: TokenizerPair, src_l
     """A checkpoint of a model's current weights (copied to the CPU)."""
     weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return Checkpoint(arch, config_dict(model.cfg), weights, tokenizers, src_lang, tgt_lang)
-
-
-def resolve_run_checkpoint(run: Path) -> Path:
-    """A run folder's best checkpoint (else its last), or the checkpoint file itself."""
-    run = Path(run)
-    if run.is_file():
-        return run
-    if not run.exists():
-        raise CheckpointError(f"run not found: {run}")
-    for name in ("best.pt", "last.pt"):
-        if (run / name).is_file():
-            return run / name
-    raise CheckpointError(f"no checkpoint (best.pt or last.pt) in {run}")

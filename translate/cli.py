@@ -12,82 +12,92 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from translate.config import DEFAULT_DATA, merge, read_config_file, run_config_from_dict
-from translate.errors import ConfigError, TranslateError
+import msgspec
+
+from translate.config import DEFAULT_DATA, SECTIONS, run_config_from_dict
+from translate.errors import ConfigError, TrainingInterrupted, TranslateError
 from translate.memory import keep_freed_memory
+from translate.runfolder import CHECKPOINTS
+from translate.settings import merge, read_config_file
 
 log = logging.getLogger("translate")
 ARCH_CHOICES = ("lstm", "lstm-attn", "transformer")
-
-
-def _parse_value(text: str) -> Any:
-    """A --set value: JSON when it parses (numbers, true/false), else the plain string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+TRAIN_FLAGS = [  # (flag, section, key): shortcuts for settings that --set also reaches
+    ("data", "data", "path"), ("src", "data", "src"), ("tgt", "data", "tgt"),
+    ("max_steps", "train", "max_steps"), ("minutes", "train", "minutes"), ("seed", "train", "seed"),
+    ("device", "train", "device"), ("eval_every", "train", "eval_every"), ("max_tokens", "train", "max_tokens"),
+    ("lr", "train", "lr"), ("vocab_size", "tokenizer", "vocab_size"),
+    ("cell", "model", "cell"), ("heads", "model", "heads"), ("layers", "model", "layers"),
+]
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings given as flags, as a nested config dict that wins over --config."""
-    o: dict[str, Any] = {"data": {}, "model": {}, "train": {}, "tokenizer": {}}
+    """The settings given as flags, as a nested config dict that wins over --config.
+
+    `--set` values stay strings: the typed decoding (translate.settings) converts them as the setting's type asks.
+    """
+    o: dict[str, Any] = {section: {} for section in SECTIONS}
     if args.arch:
         o["arch"] = args.arch
-    for flag, section, key in [
-        ("data", "data", "path"), ("src", "data", "src"), ("tgt", "data", "tgt"),
-        ("max_steps", "train", "max_steps"), ("minutes", "train", "minutes"), ("seed", "train", "seed"),
-        ("device", "train", "device"), ("eval_every", "train", "eval_every"), ("max_tokens", "train", "max_tokens"),
-        ("lr", "train", "lr"), ("vocab_size", "tokenizer", "vocab_size"),
-        ("cell", "model", "cell"), ("heads", "model", "heads"), ("layers", "model", "layers"),
-    ]:
-        value = getattr(args, flag)
-        if value is not None:
-            o[section][key] = value
+    for flag, section, key in TRAIN_FLAGS:
+        if getattr(args, flag) is not None:
+            o[section][key] = getattr(args, flag)
     if args.bidirectional:
         o["model"]["bidirectional"] = True
     for item in args.set or []:
         key, sep, value = item.partition("=")
         section, dot, name = key.partition(".")
-        if not sep or not dot or section not in ("data", "model", "train", "tokenizer"):
-            raise ConfigError(f"--set takes SECTION.KEY=VALUE with SECTION one of data, model, train, tokenizer; got {item!r}")
-        o[section][name] = _parse_value(value)
+        if not sep or not dot or section not in SECTIONS:
+            raise ConfigError(f"--set takes SECTION.KEY=VALUE with SECTION one of {', '.join(SECTIONS)}; got {item!r}")
+        o[section][name] = value
     return o
 
 
-class _TrainProgress:
+class TrainProgress:
     """A tqdm bar with loss, learning rate and tokens/s; evaluation lines printed above it."""
 
     def __init__(self, total_steps: int | None):
         self.total_steps = total_steps or None
         self.bar = None
 
+    def __enter__(self) -> TrainProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.on_end(None)  # also on an interruption
+
     def on_start(self, info):
         from tqdm import tqdm
 
         self.bar = tqdm(total=self.total_steps, unit="step", dynamic_ncols=True, file=sys.stderr)  # opened once data is ready
         self.bar.write(
-            f"{info['arch']}: {info['parameters']:,} parameters on {info['device']}; vocab {info['vocab'][0]}/"
-            f"{info['vocab'][1]}; {info['cleaning']}; {info['valid_pairs']} validation pairs"
-            + (f"; resuming at step {info['resumed_at']}" if info["resumed_at"] is not None else ""),
+            f"{info.arch}: {info.parameters:,} parameters on {info.device}; vocab {info.vocab[0]}/{info.vocab[1]}; "
+            f"{info.cleaning}; {info.valid_pairs} validation pairs"
+            + (f"; resuming at step {info.resumed_at}" if info.resumed_at is not None else ""),
             file=sys.stderr,
         )
-        if info["resumed_at"]:
-            self.bar.update(info["resumed_at"])
+        if info.resumed_at:
+            self.bar.update(info.resumed_at)
 
     def on_step(self, m):
-        self.bar.set_postfix(loss=f"{m['loss']:.3f}", lr=f"{m['lr']:.2e}", tok_s=f"{m['tokens_per_s']:.0f}", refresh=False)
+        self.bar.set_postfix(loss=f"{m.loss:.3f}", lr=f"{m.lr:.2e}", tok_s=f"{m.tokens_per_s:.0f}", refresh=False)
         self.bar.update(1)
 
-    def on_eval(self, m):
+    def on_eval(self, record, improved):
         self.bar.write(
-            f"step {m['step']}: val loss {m['val_loss']:.3f}, BLEU {m['val_bleu']:.2f}, chrF {m['val_chrf']:.2f}"
-            f"{' (best)' if m['improved'] else ''} after {m['train_minutes']:.1f} min",
+            f"step {record.step}: val loss {record.val_loss:.3f}, BLEU {record.val_bleu:.2f}, chrF {record.val_chrf:.2f}"
+            f"{' (best)' if improved else ''} after {record.train_minutes:.1f} min",
             file=sys.stderr,
         )
 
     def on_end(self, summary):
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(msgspec.to_builtins(value), indent=2, ensure_ascii=False))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -97,11 +107,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = run_config_from_dict(merge(raw, _train_overrides(args)))
     if not args.resume:
         _check_data(cfg.data.path)
-    summary = train(cfg, Path(args.out), resume=args.resume, callbacks=[_TrainProgress(cfg.train.max_steps)])
-    print(json.dumps(summary, indent=2))
-    if summary["stopped"] == "interrupted":
-        print(f"interrupted: resume with `translate train --out {args.out} --resume`", file=sys.stderr)
-        return 130
+    with TrainProgress(cfg.train.max_steps) as progress:
+        summary = train(cfg, Path(args.out), resume=args.resume, callbacks=[progress])
+    _print_json(summary)
     return 0
 
 
@@ -121,16 +129,17 @@ def _progress_bar(total: int, what: str):
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from translate.data import read_parallel
     from translate.evaluation import evaluate_run
+    from translate.runfolder import eval_files, resolve_checkpoint, run_of
     from translate.translator import Translator
 
     _check_data(args.data)
     translator = Translator.load(args.run, device=args.device)
     pairs = read_parallel(args.data, translator.src_lang, translator.tgt_lang, args.split)
-    run = Path(args.run)
-    out_dir = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / "eval"
+    eval_dir = Path(args.out) if args.out else run_of(resolve_checkpoint(args.run)).eval_dir
     with _progress_bar(len(pairs), "sent") as bar:
-        result = evaluate_run(translator, pairs, args.split, args.data, args.beam, out_dir, args.length_penalty, bar.update)
-    print(json.dumps(result, indent=2))
+        result = evaluate_run(translator, pairs, args.split, args.data, args.beam, eval_dir, args.length_penalty, bar.update)
+    hypotheses = eval_files(eval_dir, args.split, args.beam, args.length_penalty)[1]
+    _print_json({**msgspec.to_builtins(result), "hypotheses_file": str(hypotheses)})
     return 0
 
 
@@ -143,7 +152,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
         results = translator.translate(lines, beam_size=args.beam, return_attention=args.attention, progress=bar.update)
     for r in results:
         if args.attention:
-            print(json.dumps({"text": r.text, "src_tokens": r.src_tokens, "tgt_tokens": r.tgt_tokens, "attention": r.attention}, ensure_ascii=False))
+            row = {"text": r.text, "src_tokens": r.src_tokens, "tgt_tokens": r.tgt_tokens, "attention": r.attention}
+            print(json.dumps(row, ensure_ascii=False))
         else:
             print(r.text)
     return 0
@@ -157,10 +167,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     report_dir = Path(args.out)
     runs_dir = Path(args.runs) if args.runs else Path("runs") / f"compare-{report_dir.name}"
     if not args.report_only:
-        if "path" not in cfg.data:
-            _check_data(DEFAULT_DATA)
+        _check_data(cfg.data.path)
         run_comparison(
-            cfg, runs_dir, only=args.only, callbacks=lambda name: [_TrainProgress(None)],
+            cfg, runs_dir, only=args.only, callbacks=lambda name: [TrainProgress(None)],
             progress=lambda msg: print(msg, file=sys.stderr, flush=True),
         )
     if runs_dir.exists():  # copy what finished runs have (also with --report-only, e.g. mid-comparison)
@@ -178,11 +187,7 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="translate", description="Train, evaluate, compare and serve translation models.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_train(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a model into a run folder", description="Train a model. Flags override --config.")
     t.add_argument("--arch", choices=ARCH_CHOICES, help="model family (default: transformer)")
     t.add_argument("--data", help=f"corpus: folder of {{split}}.{{lang}}[.gz], .tsv, .jsonl or hub:NAME (default: {DEFAULT_DATA})")
@@ -206,8 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any setting, e.g. model.hidden=512")
     t.set_defaults(func=cmd_train)
 
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("evaluate", help="score a run on a corpus split with sacreBLEU (BLEU, chrF)")
-    e.add_argument("run", help="run folder (best.pt, else last.pt) or checkpoint file")
+    e.add_argument("run", help=f"run folder ({CHECKPOINTS}) or checkpoint file")
     e.add_argument("--data", default=DEFAULT_DATA, help=f"corpus (default: {DEFAULT_DATA})")
     e.add_argument("--split", default="test_2016_flickr", help="split to score (default: test_2016_flickr)")
     e.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy (default: 5)")
@@ -216,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", help="auto | cpu | cuda")
     e.set_defaults(func=cmd_evaluate)
 
+
+def _add_translate(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("translate", help="translate lines from stdin, one per line")
     r.add_argument("run", help="run folder or checkpoint file")
     r.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy (default: 5)")
@@ -223,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto | cpu | cuda")
     r.set_defaults(func=cmd_translate)
 
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser(
         "compare", help="train every model of a comparison config on an equal budget, evaluate, write the report",
         description="Train (or resume) every model in --config on the same data, tokenizer, seed and budget; "
@@ -235,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report-only", action="store_true", help="write the report from finished runs without training more")
     c.set_defaults(func=cmd_compare)
 
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("data", help="corpus helpers")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     f = dsub.add_parser("fetch", help="fill a folder with Multi30k (task 1: en, de, fr, cs)")
@@ -242,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--from", dest="source", help="copy from this local Multi30k folder instead of downloading")
     f.set_defaults(func=cmd_data_fetch)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="translate", description="Train, evaluate, compare and serve translation models.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train, _add_evaluate, _add_translate, _add_compare, _add_data):
+        add(sub)
     # Commands from other packages (the HTTP service's `serve`) plug in here, so this module never imports them.
     for ep in entry_points(group="translate.commands"):
         try:
@@ -260,10 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # a `kill` saves the run like Ctrl-C does
     try:
         return args.func(args)
-    except TranslateError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as e:
+    except TrainingInterrupted as e:
+        print(str(e), file=sys.stderr)
+        return 130
+    except (TranslateError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,15 +19,15 @@ A config file looks like (every key optional; flags given on the command line wi
 from __future__ import annotations
 
 import dataclasses
-import json
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from translate.errors import ConfigError
+from translate.models import make_config
+from translate.settings import decode_settings
 
 DEFAULT_DATA = "data/multi30k"
+SECTIONS = ("data", "tokenizer", "model", "train")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class TokenizerConfig:
     joint: bool = True  # one vocabulary for both languages (lets the model share embeddings)
     model_type: str = "unigram"  # unigram | bpe
     path: str = ""  # a folder of trained .model files to use instead of training (shared by compared runs)
+
+    def __post_init__(self):
+        if self.model_type not in ("unigram", "bpe"):
+            raise ConfigError(f"[tokenizer] model_type must be unigram or bpe, not {self.model_type!r}")
 
 
 @dataclass(frozen=True)
@@ -82,83 +86,21 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-def dataclass_from_dict(cls, values: dict[str, Any], where: str):
-    """`cls` with `values` applied over its defaults; unknown keys and wrong types raise ConfigError."""
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown {where} setting(s): {', '.join(unknown)} (known: {', '.join(known)})")
-    defaults = cls()
-    out = {}
-    for key, value in values.items():
-        expected = type(getattr(defaults, key))
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)  # 1 in a TOML file means 1.0 for a float setting
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(f"{where} setting {key} must be {expected.__name__}, not {value!r}")
-        out[key] = value
-    return dataclasses.replace(defaults, **out)
-
-
 def run_config_from_dict(raw: dict[str, Any]) -> RunConfig:
-    """Build and validate a RunConfig from nested plain data (a parsed file, a saved config.json)."""
+    """Build and validate a RunConfig from nested plain data (a parsed file, --set strings, a saved config.json)."""
     raw = dict(raw)
     arch = raw.pop("arch", RunConfig.arch)
-    sections = {name: raw.pop(name, {}) or {} for name in ("data", "tokenizer", "model", "train")}
+    sections = {name: raw.pop(name, {}) or {} for name in SECTIONS}
     if raw:
-        raise ConfigError(f"unknown top-level setting(s): {', '.join(sorted(raw))} (known: arch, data, tokenizer, model, train)")
+        raise ConfigError(f"unknown top-level setting(s): {', '.join(sorted(raw))} (known: arch, {', '.join(SECTIONS)})")
     for name, value in sections.items():
         if not isinstance(value, dict):
             raise ConfigError(f"[{name}] must be a table of settings")
-    cfg = RunConfig(
+    model = make_config(arch, sections["model"])  # rejects bad model settings before any work starts
+    return RunConfig(
         arch=arch,
-        data=dataclass_from_dict(DataConfig, sections["data"], "[data]"),
-        tokenizer=dataclass_from_dict(TokenizerConfig, sections["tokenizer"], "[tokenizer]"),
-        model=dict(sections["model"]),
-        train=dataclass_from_dict(TrainConfig, sections["train"], "[train]"),
+        data=decode_settings(DataConfig, sections["data"], "[data]"),
+        tokenizer=decode_settings(TokenizerConfig, sections["tokenizer"], "[tokenizer]"),
+        model={key: getattr(model, key) for key in sections["model"]},  # typed: "512" from --set becomes 512
+        train=decode_settings(TrainConfig, sections["train"], "[train]"),
     )
-    from translate.models import make_config  # here: the registry itself imports this module
-
-    make_config(cfg.arch, cfg.model)  # reject bad model settings before any work starts
-    if cfg.tokenizer.model_type not in ("unigram", "bpe"):
-        raise ConfigError(f"[tokenizer] model_type must be unigram or bpe, not {cfg.tokenizer.model_type!r}")
-    return cfg
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a TOML, YAML or JSON config file into plain data."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        elif path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise ConfigError(f"config file {path} must end in .toml, .yaml, .yml or .json")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as e:
-        raise ConfigError(f"cannot parse {path}: {str(e).splitlines()[0]}") from e
-    except Exception as e:  # yaml.YAMLError
-        if isinstance(e, ConfigError):
-            raise
-        raise ConfigError(f"cannot parse {path}: {str(e).splitlines()[0]}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a table of settings at the top level")
-    return data
-
-
-def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Nested dict merge: `overrides` wins, tables are merged key by key."""
-    out = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out

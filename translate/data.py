@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from translate.errors import CorpusError
-from translate.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from translate.tokenizer import BOS_ID, EOS_ID, PAD_ID, TokenizerPair
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +267,13 @@ class EncodedCorpus:
     """Token ids of one split, ready for batching."""
 
     examples: list[tuple[list[int], list[int]]]
+
+    @classmethod
+    def from_pairs(cls, pairs: Sequence[Pair], tokenizers: TokenizerPair) -> EncodedCorpus:
+        """Encode (src, tgt) text pairs with the run's tokenizers."""
+        src = tokenizers.src.encode([s for s, _ in pairs])
+        tgt = tokenizers.tgt.encode([t for _, t in pairs])
+        return cls(list(zip(src, tgt)))
 
     def lengths(self) -> list[int]:
         return [max(len(s), len(t)) + 1 for s, t in self.examples]  # +1 for EOS/BOS

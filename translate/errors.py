@@ -15,3 +15,11 @@ class CheckpointError(TranslateError):
 
 class ConfigError(TranslateError):
     """A model or training setting is unknown or has an invalid value."""
+
+
+class TrainingInterrupted(TranslateError):
+    """Training stopped on Ctrl-C or SIGTERM after saving a resumable checkpoint."""
+
+    def __init__(self, out: str, step: int):
+        super().__init__(f"interrupted at step {step}: resume with `translate train --out {out} --resume`")
+        self.out, self.step = out, step

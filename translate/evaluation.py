@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from sacrebleu.metrics import BLEU, CHRF
+
+from translate.records import EvalResult, LengthBucket
+from translate.runfolder import write_eval
 
 # Buckets of source length in words for BLEU by sentence length: (low, high) inclusive.
 LENGTH_BUCKETS: tuple[tuple[int, int], ...] = ((1, 8), (9, 12), (13, 16), (17, 20), (21, 10**9))
@@ -20,9 +24,6 @@ class Scores:
     bleu_signature: str
     chrf_signature: str
     n_sentences: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def score(hypotheses: Sequence[str], references: Sequence[str]) -> Scores:
@@ -47,52 +48,45 @@ def bucket_label(low: int, high: int) -> str:
 def bleu_by_length(
     sources: Sequence[str], hypotheses: Sequence[str], references: Sequence[str],
     buckets: Sequence[tuple[int, int]] = LENGTH_BUCKETS,
-) -> list[dict]:
+) -> list[LengthBucket]:
     """Corpus BLEU within each bucket of source length (whitespace words); empty buckets are reported as such."""
     out = []
     for low, high in buckets:
         idx = [i for i, s in enumerate(sources) if low <= len(s.split()) <= high]
         bleu = BLEU().corpus_score([hypotheses[i] for i in idx], [[references[i] for i in idx]]).score if idx else None
-        out.append({"bucket": bucket_label(low, high), "n": len(idx), "bleu": None if bleu is None else round(bleu, 2)})
+        out.append(LengthBucket(bucket_label(low, high), len(idx), None if bleu is None else round(bleu, 2)))
     return out
 
 
-def eval_stem(split: str, beam_size: int, length_penalty: float = 1.0) -> str:
-    """The file name (without suffix) of one evaluation's hypotheses and scores."""
-    return f"{split}.beam{beam_size}" + (f".lp{length_penalty:g}" if length_penalty != 1.0 else "")
+class Translates(Protocol):
+    """What evaluation needs of a translator: texts in, objects with `.text` and `.tgt_tokens` out."""
+
+    def translate(self, texts: Sequence[str], beam_size: int = ..., *, length_penalty: float = ...,
+                  progress: Callable[[int], None] | None = ...) -> list: ...
 
 
 def evaluate_run(
-    translator, pairs: Sequence[tuple[str, str]], split: str, data: str = "", beam_size: int = 5,
-    out_dir: Path | None = None, length_penalty: float = 1.0, progress=None,
-) -> dict:
-    """Translate (src, ref) pairs with a loaded `Translator`, score them, and write hypotheses + scores.
-
-    With `out_dir`, files `{split}.beam{k}.hyp.txt` and `{split}.beam{k}.json` are written there (`.lp{x}`
-    added to the name when the length penalty is not 1, so a sweep keeps every result).
-    """
-    import time
-
-    from translate.checkpoint import write_atomic
-
+    translator: Translates, pairs: Sequence[tuple[str, str]], split: str, data: str = "", beam_size: int = 5,
+    eval_dir: Path | None = None, length_penalty: float = 1.0, progress: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Translate (src, ref) pairs, score them, and with `eval_dir` store the hypotheses and scores there."""
     if not pairs:
         raise ValueError(f"split {split!r} of {data} is empty")
     start = time.perf_counter()
-    translations = translator.translate([s for s, _ in pairs], beam_size=beam_size, length_penalty=length_penalty, progress=progress)
+    translations = translator.translate(
+        [s for s, _ in pairs], beam_size=beam_size, length_penalty=length_penalty, progress=progress
+    )
     seconds = time.perf_counter() - start
     hyps = [t.text for t in translations]
     scores = score(hyps, [t for _, t in pairs])
-    result = {
-        **scores.as_dict(),
-        "signature": scores.bleu_signature,
-        "split": split, "data": str(data), "beam": beam_size, "length_penalty": length_penalty,
-        "decode_seconds": round(seconds, 2),
-        "decode_tokens_per_s": round(sum(len(t.tgt_tokens) + 1 for t in translations) / max(seconds, 1e-9), 1),
-        "by_length": bleu_by_length([s for s, _ in pairs], hyps, [t for _, t in pairs]),
-    }
-    if out_dir is not None:
-        stem = eval_stem(split, beam_size, length_penalty)
-        write_atomic(out_dir / f"{stem}.hyp.txt", ("\n".join(hyps) + "\n").encode())
-        write_atomic(out_dir / f"{stem}.json", (json.dumps(result, indent=2) + "\n").encode())
-        result["hypotheses_file"] = str(out_dir / f"{stem}.hyp.txt")
+    result = EvalResult(
+        bleu=scores.bleu, chrf=scores.chrf, bleu_signature=scores.bleu_signature,
+        chrf_signature=scores.chrf_signature, n_sentences=scores.n_sentences, signature=scores.bleu_signature,
+        split=split, data=str(data), beam=beam_size, length_penalty=length_penalty,
+        decode_seconds=round(seconds, 2),
+        decode_tokens_per_s=round(sum(len(t.tgt_tokens) + 1 for t in translations) / max(seconds, 1e-9), 1),
+        by_length=bleu_by_length([s for s, _ in pairs], hyps, [t for _, t in pairs]),
+    )
+    if eval_dir is not None:
+        write_eval(eval_dir, result, hyps)
     return result

@@ -8,79 +8,78 @@ hand-written `reading.md` (the interpretation, which must not restate figures) i
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from translate.checkpoint import write_atomic
 from translate.comparison import SPLITS_AND_BEAMS, CompareConfig, ModelEntry
-from translate.config import run_config_from_dict
-from translate.data import read_parallel
+from translate.data import Pair, read_parallel
+from translate.errors import TranslateError
+from translate.records import Analysis, EvalResult, TrainSummary, TunedResult, ValidationRecord
+from translate.runfolder import RunFolder, write_atomic
 
-INPUT_FILES = ("config.json", "log.jsonl", "summary.json", "analysis.json")
+
+@dataclass
+class ReportedRun:
+    """One model's inputs to the report, read from its copy under `report_dir/runs/`."""
+
+    entry: ModelEntry
+    own_train: dict[str, Any]  # training settings that differ from the shared ones, read from the run itself
+    summary: TrainSummary
+    scores: dict[tuple[str, int], EvalResult | None]
+    log: list[ValidationRecord]
+    analysis: Analysis | None
+    hyp: Path
+    tuned: TunedResult | None
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def score(self, split: str, beam: int) -> EvalResult | None:
+        return self.scores.get((split, beam))
 
 
 def collect_inputs(cfg: CompareConfig, runs_dir: Path, report_dir: Path) -> None:
     for entry in cfg.models:
-        src, dst = runs_dir / entry.name, report_dir / "runs" / entry.name
-        if not (src / "summary.json").exists():
+        src, dst = RunFolder(runs_dir / entry.name), RunFolder(report_dir / "runs" / entry.name)
+        if not src.summary.exists():
             continue
-        if dst.exists():
-            shutil.rmtree(dst)  # a rerun replaces the copy whole: no stale evaluations from the run before
-        (dst / "eval").mkdir(parents=True, exist_ok=True)
-        for name in INPUT_FILES:
-            if (src / name).exists():
-                shutil.copyfile(src / name, dst / name)
-        for path in (src / "eval").glob("*.json"):
-            shutil.copyfile(path, dst / "eval" / path.name)
-        hyp = src / "eval" / f"{cfg.report.test_split}.beam5.hyp.txt"
+        if dst.path.exists():
+            shutil.rmtree(dst.path)  # a rerun replaces the copy whole: no stale evaluations from the run before
+        dst.eval_dir.mkdir(parents=True, exist_ok=True)
+        for path in src.record_files() + sorted(src.eval_dir.glob("*.json")):
+            shutil.copyfile(path, dst.path / path.relative_to(src.path))
+        hyp = src.eval_hyp(cfg.report.test_split, 5)
         if hyp.exists():
-            shutil.copyfile(hyp, dst / "eval" / hyp.name)
+            shutil.copyfile(hyp, dst.eval_hyp(cfg.report.test_split, 5))
 
 
-def _json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def _log(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] if path.exists() else []
-
-
-def _fmt(x, digits: int = 1) -> str:
-    if x is None:
-        return "–"
-    return f"{x:,.{digits}f}" if isinstance(x, float) else f"{x:,}"
-
-
-def _load_runs(cfg: CompareConfig, report_dir: Path) -> list[dict]:
+def load_runs(cfg: CompareConfig, report_dir: Path) -> list[ReportedRun]:
     runs = []
     for entry in cfg.models:
-        folder = report_dir / "runs" / entry.name
-        summary = _json(folder / "summary.json")
+        folder = RunFolder(report_dir / "runs" / entry.name)
+        summary = folder.read_summary()
         if summary is None:
             continue
         scores = {}
         for split, beam in SPLITS_AND_BEAMS:
             split = cfg.report.test_split if split == "test" else split
-            scores[(split, beam)] = _json(folder / "eval" / f"{split}.beam{beam}.json")
-        config = _json(folder / "config.json")
-        runs.append({
-            "name": entry.name, "arch": entry.arch, "model": entry.model, "train": _own_settings(cfg, entry, config),
-            "summary": summary, "scores": scores, "log": _log(folder / "log.jsonl"),
-            "analysis": _json(folder / "analysis.json"), "hyp": folder / "eval" / f"{cfg.report.test_split}.beam5.hyp.txt",
-            "config": config, "tuned": _json(folder / "eval" / "tuned.json"),
-        })
+            scores[(split, beam)] = folder.read_eval(split, beam)
+        runs.append(ReportedRun(
+            entry, _own_settings(cfg, entry, folder.read_config()), summary, scores, folder.read_log(),
+            folder.read_analysis(), folder.eval_hyp(cfg.report.test_split, 5), folder.read_tuned(),
+        ))
     return runs
 
 
-def _own_settings(cfg: CompareConfig, entry: ModelEntry, run_config: dict | None) -> dict:
+def _own_settings(cfg: CompareConfig, entry: ModelEntry, run_config: dict | None) -> dict[str, Any]:
     """The training settings the run used that differ from the shared ones: read from the run, not the config."""
     if run_config is None:
         return dict(entry.train)
-    shared = run_config_from_dict(cfg.run_config(dataclasses.replace(entry, train={}), Path("."))).train
-    return {k: v for k, v in run_config.get("train", {}).items() if getattr(shared, k, v) != v}
+    shared = cfg.shared_train(entry)
+    return {k: v for k, v in run_config.get("train", {}).items() if shared.get(k, v) != v}
 
 
 def write_report(cfg: CompareConfig, report_dir: Path) -> Path:
@@ -88,127 +87,164 @@ def write_report(cfg: CompareConfig, report_dir: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    runs = _load_runs(cfg, report_dir)
+    runs = load_runs(cfg, report_dir)
     if not runs:
         raise ValueError(f"no finished runs under {report_dir / 'runs'}")
     test = cfg.report.test_split
-    lines = [f"# Architecture comparison: Multi30k {cfg.data.get('src', 'de')}→{cfg.data.get('tgt', 'en')}", ""]
-    lines += [
+    lines = _introduction(cfg)
+    lines += _results_table(runs, test)
+    lines += _learning_curves(runs, report_dir)
+    lines += _bleu_by_length(runs, test, report_dir)
+    lines += _attention(cfg, runs, report_dir)
+    lines += _gradient_flow(cfg, runs, report_dir)
+    lines += _samples(cfg, runs)
+    lines += _long_runs(report_dir, test)
+    reading = report_dir / "reading.md"
+    lines += ["## Reading", "", reading.read_text(encoding="utf-8").strip() if reading.exists() else "No reading written yet.", ""]
+    readme = report_dir / "README.md"
+    write_atomic(readme, "\n".join(lines).encode())
+    return readme
+
+
+def _introduction(cfg: CompareConfig) -> list[str]:
+    return [
+        f"# Architecture comparison: Multi30k {cfg.data.src}→{cfg.data.tgt}", "",
         "Generated by `translate compare` from the runs' logs; every figure below comes from those files.",
-        f"Every model: the same data, the same SentencePiece model ({cfg.tokenizer.get('vocab_size', 8000)} pieces), "
+        f"Every model: the same data, the same SentencePiece model ({cfg.tokenizer.vocab_size} pieces), "
         f"the same seed, and the same budget: {_fmt(cfg.budget.minutes)} minutes of training"
         + (f" or {cfg.budget.max_steps:,} steps" if cfg.budget.max_steps else "") + ".",
         "Training settings are shared (see the config) except those the arch column lists after a `;`.", "",
     ]
 
-    # 1. The table.
-    lines += ["## Results", "",
-              "| model | arch | parameters | trained (min) | steps | train tok/s | val BLEU greedy / beam 5 | "
-              f"{test} BLEU greedy / beam 5 | {test} chrF greedy / beam 5 | decode tok/s (beam 5) |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    if any(r["tuned"] for r in runs):  # the length penalty lever, chosen per model on val
-        lines[-2] += f" {test} BLEU beam 5, length penalty tuned on val |"
-        lines[-1] += "---:|"
-    signature = None
+
+def _results_table(runs: list[ReportedRun], test: str) -> list[str]:
+    tuned = any(r.tuned for r in runs)  # the length penalty lever, chosen per model on val
+    lines = [
+        "## Results", "",
+        "| model | arch | parameters | trained (min) | steps | train tok/s | val BLEU greedy / beam 5 | "
+        f"{test} BLEU greedy / beam 5 | {test} chrF greedy / beam 5 | decode tok/s (beam 5) |"
+        + (f" {test} BLEU beam 5, length penalty tuned on val |" if tuned else ""),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if tuned else ""),
+    ]
     for r in runs:
-        s, sc = r["summary"], r["scores"]
-        g = lambda split, beam, key: (sc.get((split, beam)) or {}).get(key)  # noqa: E731
-        signature = signature or (sc.get((test, 5)) or {}).get("bleu_signature")
-        lines.append(
-            f"| {r['name']} | {r['arch']} {_describe(r['model'], r['train'])} | {_fmt(s.get('parameters'))} | "
-            f"{_fmt(s.get('train_minutes'))} | {_fmt(s.get('step'))} | {_fmt(s.get('train_tokens_per_s'), 0)} | "
-            f"{_fmt(g('val', 1, 'bleu'))} / {_fmt(g('val', 5, 'bleu'))} | {_fmt(g(test, 1, 'bleu'))} / {_fmt(g(test, 5, 'bleu'))} | "
-            f"{_fmt(g(test, 1, 'chrf'))} / {_fmt(g(test, 5, 'chrf'))} | {_fmt(g(test, 5, 'decode_tokens_per_s'), 0)} |"
-            + (f" {_fmt(r['tuned']['test']['bleu'])} (LP {r['tuned']['length_penalty']:g}) |" if r["tuned"] else
-               " – |" if any(x["tuned"] for x in runs) else "")
+        s = r.summary
+
+        def get(split: str, beam: int, key: str, r=r):
+            result = r.score(split, beam)
+            return None if result is None else getattr(result, key)
+
+        row = (
+            f"| {r.name} | {r.entry.arch} {_describe(r.entry.model, r.own_train)} | {_fmt(s.parameters)} | "
+            f"{_fmt(s.train_minutes)} | {_fmt(s.step)} | {_fmt(s.train_tokens_per_s, 0)} | "
+            f"{_fmt(get('val', 1, 'bleu'))} / {_fmt(get('val', 5, 'bleu'))} | "
+            f"{_fmt(get(test, 1, 'bleu'))} / {_fmt(get(test, 5, 'bleu'))} | "
+            f"{_fmt(get(test, 1, 'chrf'))} / {_fmt(get(test, 5, 'chrf'))} | {_fmt(get(test, 5, 'decode_tokens_per_s'), 0)} |"
         )
-    lines += ["", f"sacreBLEU signature: `{signature}`", ""]
+        if tuned:
+            row += f" {_fmt(r.tuned.test.bleu)} (LP {r.tuned.length_penalty:g}) |" if r.tuned else " – |"
+        lines.append(row)
+    signature = next((r.score(test, 5).bleu_signature for r in runs if r.score(test, 5)), None)
+    return lines + ["", f"sacreBLEU signature: `{signature}`", ""]
 
-    # 2. Learning curves.
-    fig, ax = plt.subplots(figsize=(7, 4))
+
+def _learning_curves(runs: list[ReportedRun], report_dir: Path) -> list[str]:
+    fig, ax = _figure()
     for r in runs:
-        ax.plot([e["train_minutes"] for e in r["log"]], [e["val_bleu"] for e in r["log"]], marker=".", label=r["name"])
+        ax.plot([e.train_minutes for e in r.log], [e.val_bleu for e in r.log], marker=".", label=r.name)
     ax.set(xlabel="minutes of training", ylabel="validation BLEU (greedy)", title="Learning curves")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, report_dir / "learning_curves.png")
-    lines += ["## Learning curves", "", "![validation BLEU against minutes of training](learning_curves.png)", ""]
+    _save(fig, ax, report_dir / "learning_curves.png")
+    return ["## Learning curves", "", "![validation BLEU against minutes of training](learning_curves.png)", ""]
 
-    # 3. BLEU by source length.
-    buckets = [b["bucket"] for b in (runs[0]["scores"].get((test, 5)) or {}).get("by_length", [])]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    lines += ["## BLEU by source length", "", f"{test}, beam 5, buckets of source words.", "",
-              "| model | " + " | ".join(f"{b} (n={n})" for b, n in _bucket_sizes(runs, test)) + " |",
-              "|---|" + "---:|" * len(buckets)]
+
+def _bleu_by_length(runs: list[ReportedRun], test: str, report_dir: Path) -> list[str]:
+    first = runs[0].score(test, 5)
+    sizes = [(b.bucket, b.n) for b in first.by_length] if first else []
+    lines = ["## BLEU by source length", "", f"{test}, beam 5, buckets of source words.", "",
+             "| model | " + " | ".join(f"{b} (n={n})" for b, n in sizes) + " |", "|---|" + "---:|" * len(sizes)]
+    fig, ax = _figure()
     for r in runs:
-        rows = (r["scores"].get((test, 5)) or {}).get("by_length", [])
-        ax.plot([b["bucket"] for b in rows], [b["bleu"] for b in rows], marker="o", label=r["name"])
-        lines.append(f"| {r['name']} | " + " | ".join(_fmt(b["bleu"]) for b in rows) + " |")
+        rows = r.score(test, 5).by_length if r.score(test, 5) else []
+        ax.plot([b.bucket for b in rows], [b.bleu for b in rows], marker="o", label=r.name)
+        lines.append(f"| {r.name} | " + " | ".join(_fmt(b.bleu) for b in rows) + " |")
     ax.set(xlabel="source length (words)", ylabel="BLEU", title="BLEU by source length")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, report_dir / "bleu_by_length.png")
-    lines += ["", "![BLEU by source length](bleu_by_length.png)", ""]
+    _save(fig, ax, report_dir / "bleu_by_length.png")
+    return lines + ["", "![BLEU by source length](bleu_by_length.png)", ""]
 
-    # 4. Attention heatmaps.
-    attentive = [r for r in runs if r["analysis"] and r["analysis"]["attention"] and r["analysis"]["attention"][0]["attention"]]
-    lines += ["## Attention", ""]
+
+def _attention(cfg: CompareConfig, runs: list[ReportedRun], report_dir: Path) -> list[str]:
+    import matplotlib.pyplot as plt
+
+    attentive = [r for r in runs if r.analysis and r.analysis.attention and r.analysis.attention[0].attention]
+    lines = ["## Attention", ""]
     if not attentive:
-        lines += ["No model with attention finished.", ""]
+        return lines + ["No model with attention finished.", ""]
     for k, index in enumerate(cfg.report.attention_sentences):
-        if not attentive:
-            break
         fig, axes = plt.subplots(1, len(attentive), figsize=(max(4.5 * len(attentive), 7.5), 4.5), squeeze=False)
         for ax, r in zip(axes[0], attentive):
-            a = r["analysis"]["attention"][k]
-            ax.imshow(a["attention"], cmap="Blues", vmin=0, vmax=1, aspect="auto")
-            ax.set_xticks(range(len(a["src_tokens"])), a["src_tokens"], rotation=90, fontsize=7)
-            ax.set_yticks(range(len(a["tgt_tokens"])), a["tgt_tokens"], fontsize=7)
-            ax.set_title(r["name"], fontsize=9)
-        fig.suptitle(f"{test} #{index}: attention over the source (heads averaged; Transformer: last layer)", fontsize=9)
+            a = r.analysis.attention[k]
+            ax.imshow(a.attention, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+            ax.set_xticks(range(len(a.src_tokens)), a.src_tokens, rotation=90, fontsize=7)
+            ax.set_yticks(range(len(a.tgt_tokens)), a.tgt_tokens, fontsize=7)
+            ax.set_title(r.name, fontsize=9)
+        fig.suptitle(f"{cfg.report.test_split} #{index}: attention over the source (heads averaged; "
+                     "Transformer: last layer)", fontsize=9)
         name = f"attention_{k + 1}.png"
-        _save(fig, report_dir / name)
+        _save(fig, None, report_dir / name)
         lines += [f"![attention maps, sentence {index}]({name})", ""]
+    return lines
 
-    # 5. Gradient flow.
-    fig, ax = plt.subplots(figsize=(7, 4))
-    lines += ["## Gradient flow", "",
-              "Mean norm of dL/dh_t for each encoder output h_t against its distance from the end of the source, over "
-              f"{cfg.report.gradient_batches} fixed validation batches (log scale).", ""]
+
+def _gradient_flow(cfg: CompareConfig, runs: list[ReportedRun], report_dir: Path) -> list[str]:
+    fig, ax = _figure()
     for r in runs:
-        if not r["analysis"]:
-            continue
-        g = r["analysis"]["gradient_norm_by_distance"]
-        xs = [d for d, v in enumerate(g) if v]
-        ax.plot(xs, [g[d] for d in xs], label=r["name"])
-    ax.set(xlabel="distance from the end of the source (tokens)", ylabel="||dL/dh_t||", yscale="log", title="Gradient flow to encoder states")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, report_dir / "gradient_flow.png")
-    lines += ["![gradient flow](gradient_flow.png)", ""]
+        if r.analysis:
+            g = r.analysis.gradient_norm_by_distance
+            xs = [d for d, v in enumerate(g) if v]
+            ax.plot(xs, [g[d] for d in xs], label=r.name)
+    ax.set(xlabel="distance from the end of the source (tokens)", ylabel="||dL/dh_t||", yscale="log",
+           title="Gradient flow to encoder states")
+    _save(fig, ax, report_dir / "gradient_flow.png")
+    return ["## Gradient flow", "",
+            "Mean norm of dL/dh_t for each encoder output h_t against its distance from the end of the source, over "
+            f"{cfg.report.gradient_batches} fixed validation batches (log scale).", "",
+            "![gradient flow](gradient_flow.png)", ""]
 
-    # 6. Sample translations.
-    lines += ["## Sample translations", "", f"{test}, beam 5.", ""]
+
+def _samples(cfg: CompareConfig, runs: list[ReportedRun]) -> list[str]:
+    lines = ["## Sample translations", "", f"{cfg.report.test_split}, beam 5.", ""]
     pairs = _test_pairs(cfg)
-    outputs = {r["name"]: r["hyp"].read_text(encoding="utf-8").splitlines() if r["hyp"].exists() else [] for r in runs}
+    outputs = {r.name: r.hyp.read_text(encoding="utf-8").splitlines() if r.hyp.exists() else [] for r in runs}
     for i in cfg.report.sample_sentences:
         if pairs is not None and i < len(pairs):
             lines += [f"**{i}.** {pairs[i][0]}  ", f"*reference:* {pairs[i][1]}", ""]
         lines += ["| model | translation |", "|---|---|"]
         lines += [f"| {name} | {out[i] if i < len(out) else '–'} |" for name, out in outputs.items()]
         lines.append("")
+    return lines
 
-    # Long runs, with their hardware.
-    lines += _long_runs(report_dir, test)
 
-    # 7. The reading (hand-written, qualitative).
-    reading = report_dir / "reading.md"
-    lines += ["## Reading", "", reading.read_text(encoding="utf-8").strip() if reading.exists() else "No reading written yet.", ""]
-    readme = report_dir / "README.md"
-    write_atomic(readme, "\n".join(lines).encode())
-    return readme
+def _long_runs(report_dir: Path, test: str) -> list[str]:
+    """The long runs (e.g. on a GPU) from `report_dir/long/<name>/`, with the notes on their hardware."""
+    folder = report_dir / "long"
+    runs = [RunFolder(p) for p in sorted(folder.iterdir())] if folder.exists() else []
+    runs = [r for r in runs if r.summary.exists()]
+    if not runs:
+        return []
+    lines = ["## Long runs", ""]
+    notes = folder / "README.md"
+    if notes.exists():
+        lines += [line for line in notes.read_text(encoding="utf-8").splitlines() if not line.startswith("# ")] + [""]
+    lines += [f"| run | arch | parameters | minutes | steps | best val BLEU | {test} BLEU greedy / beam 5 | chrF beam 5 |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        s, cfg = run.read_summary(), run.read_config() or {}
+        b1, b5 = run.read_eval(test, 1), run.read_eval(test, 5)
+        lines.append(
+            f"| {run.path.name} | {cfg.get('arch', '?')} | {_fmt(s.parameters)} | {_fmt(s.train_minutes)} | "
+            f"{_fmt(s.step)} | {_fmt(s.best_val_bleu)} | {_fmt(b1 and b1.bleu)} / {_fmt(b5 and b5.bleu)} | "
+            f"{_fmt(b5 and b5.chrf)} |"
+        )
+    return lines + [""]
 
 
 def _describe(model: dict, train: dict) -> str:
@@ -217,42 +253,32 @@ def _describe(model: dict, train: dict) -> str:
     return "(" + "; ".join(parts) + ")" if parts else ""
 
 
-def _bucket_sizes(runs: list[dict], test: str) -> list[tuple[str, int]]:
-    rows = (runs[0]["scores"].get((test, 5)) or {}).get("by_length", [])
-    return [(b["bucket"], b["n"]) for b in rows]
-
-
-def _test_pairs(cfg: CompareConfig):
+def _test_pairs(cfg: CompareConfig) -> list[Pair] | None:
     try:
-        return read_parallel(cfg.data.get("path", "data/multi30k"), cfg.data.get("src", "de"), cfg.data.get("tgt", "en"), cfg.report.test_split)
-    except Exception:  # the corpus is not needed to regenerate the numbers; only the sample sources come from it
+        return read_parallel(cfg.data.path, cfg.data.src, cfg.data.tgt, cfg.report.test_split)
+    except TranslateError:  # the corpus is not needed to regenerate the numbers; only the sample sources come from it
         return None
 
 
-def _long_runs(report_dir: Path, test: str) -> list[str]:
-    folder = report_dir / "long"
-    runs = sorted(p for p in folder.iterdir() if (p / "summary.json").exists()) if folder.exists() else []
-    if not runs:
-        return []
-    lines = ["## Long runs", ""]
-    notes = folder / "README.md"
-    if notes.exists():
-        lines += [l for l in notes.read_text(encoding="utf-8").splitlines() if not l.startswith("# ")] + [""]
-    lines += [f"| run | arch | parameters | minutes | steps | best val BLEU | {test} BLEU greedy / beam 5 | chrF beam 5 |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for p in runs:
-        s, cfg = _json(p / "summary.json"), _json(p / "config.json") or {}
-        b1, b5 = _json(p / "eval" / f"{test}.beam1.json") or {}, _json(p / "eval" / f"{test}.beam5.json") or {}
-        lines.append(
-            f"| {p.name} | {cfg.get('arch', '?')} | {_fmt(s.get('parameters'))} | {_fmt(s.get('train_minutes'))} | "
-            f"{_fmt(s.get('step'))} | {_fmt(s.get('best_val_bleu'))} | {_fmt(b1.get('bleu'))} / {_fmt(b5.get('bleu'))} | {_fmt(b5.get('chrf'))} |"
-        )
-    return lines + [""]
+def _fmt(x, digits: int = 1) -> str:
+    if x is None:
+        return "–"
+    return f"{x:,.{digits}f}" if isinstance(x, float) else f"{x:,}"
 
 
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+def _figure():
     import matplotlib.pyplot as plt
 
+    return plt.subplots(figsize=(7, 4))
+
+
+def _save(fig, ax, path: Path) -> None:
+    """Grid and legend on a line plot (`ax`), then the PNG."""
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -16,6 +16,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from translate.errors import ConfigError
+from translate.runfolder import write_atomic
 
 PAD_ID = 0
 UNK_ID = 1
@@ -115,8 +116,6 @@ class TokenizerPair:
 
     def save(self, folder: Path) -> None:
         """Write SentencePiece's own `.model` files: `joint.model`, or `src.model` and `tgt.model`."""
-        from translate.checkpoint import write_atomic
-
         for name, blob in self.to_bytes().items():
             write_atomic(Path(folder) / f"{name}.model", blob)
 
@@ -140,7 +139,11 @@ class TokenizerPair:
 def train_tokenizers(
     pairs: Sequence[tuple[str, str]], vocab_size: int = 8000, joint: bool = True, model_type: str = "unigram"
 ) -> TokenizerPair:
-    """Train on the training pairs only: one joint model over both sides, or one per language."""
+    """Train on the training pairs only: one joint model over both sides, or one per language.
+
+    Pairs with an empty side are left out, as training leaves them out.
+    """
+    pairs = [(s, t) for s, t in pairs if s and t]
     if joint:
         tok = train_tokenizer((t for pair in pairs for t in pair), vocab_size, model_type)
         return TokenizerPair(tok, tok)

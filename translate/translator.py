@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from translate.checkpoint import load_checkpoint, resolve_run_checkpoint
+from translate.checkpoint import load_checkpoint
 from translate.data import make_src, token_batches
 from translate.decoding import SearchConfig, search
 from translate.models import Seq2Seq, count_parameters
+from translate.records import EvalResult, ValidationRecord
+from translate.runfolder import resolve_checkpoint, run_of
 from translate.tokenizer import TokenizerPair
 
 log = logging.getLogger(__name__)
@@ -86,17 +86,19 @@ class Translator:
     src_lang: str
     tgt_lang: str
     device: torch.device
-    metrics: dict[str, Any] = field(default_factory=dict)
+    validation: ValidationRecord | None = None  # the validation that selected the checkpoint
+    evaluations: dict[str, EvalResult] = field(default_factory=dict)  # the run's `translate evaluate` results
 
     @classmethod
     def load(cls, run: str | Path, device: str = "auto") -> Translator:
         """Load a run folder (its best checkpoint, else its last) or a checkpoint file."""
-        path = resolve_run_checkpoint(Path(run))
+        path = resolve_checkpoint(run)
         dev = pick_device(device)
         ckpt = load_checkpoint(path)
-        metrics = dict(ckpt.metrics)
-        metrics.update(read_eval_results(path.parent))
-        return cls(ckpt.build(dev), ckpt.tokenizers, ckpt.arch, ckpt.src_lang, ckpt.tgt_lang, dev, metrics)
+        return cls(
+            ckpt.build(dev), ckpt.tokenizers, ckpt.arch, ckpt.src_lang, ckpt.tgt_lang, dev,
+            ckpt.metrics, run_of(path).evaluations(),
+        )
 
     @property
     def parameters(self) -> int:
@@ -110,14 +112,3 @@ class Translator:
         return translate_texts(
             self.model, self.tokenizers, texts, cfg, self.device, need_attention=return_attention, progress=progress
         )
-
-
-def read_eval_results(run_dir: Path) -> dict[str, Any]:
-    """The run's own evaluation results (`eval/*.json` written by `translate evaluate`), keyed by file stem."""
-    out = {}
-    for path in sorted((Path(run_dir) / "eval").glob("*.json")):
-        try:
-            out[path.stem] = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            log.warning("unreadable evaluation result %s skipped", path)
-    return out

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from translate.config import dataclass_from_dict
 from translate.errors import ConfigError
 from translate.models.base import DecoderOutput, Seq2Seq, State, count_parameters
 from translate.models.lstm import RecurrentConfig, RecurrentSeq2Seq
 from translate.models.transformer import Transformer, TransformerConfig
+from translate.settings import decode_settings
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def make_config(arch: str, settings: dict[str, Any] | None = None):
     if arch not in ARCHS:
         raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     spec = ARCHS[arch]
-    cfg = dataclass_from_dict(spec.config, {**spec.defaults, **(settings or {})}, f"{arch} model")
+    cfg = decode_settings(spec.config, {**spec.defaults, **(settings or {})}, f"{arch} model")
     errors = cfg.validate() + [msg for msg in [spec.check(cfg)] if msg]
     if errors:
         raise ConfigError(f"invalid {arch} model: " + "; ".join(errors))

@@ -90,7 +90,7 @@ class RecurrentSeq2Seq(Seq2Seq):
         self.dropout = nn.Dropout(cfg.dropout)
         self.out_proj = nn.Linear(cfg.hidden, cfg.tgt_vocab)
         # nn.Embedding's N(0, 1) makes tied output logits huge (initial loss ~3x log V): small weights, scaled on input.
-        for emb in {src_embedding, tgt_embedding}:
+        for emb in dict.fromkeys([src_embedding, tgt_embedding]):  # fixed order: seeded runs repeat
             nn.init.normal_(emb.weight, std=cfg.emb_dim**-0.5)
             nn.init.zeros_(emb.weight[0])
         if cfg.tie_embeddings:

@@ -116,7 +116,7 @@ class Transformer(Seq2Seq):
         for name, p in self.named_parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
-        for emb in {self.src_embedding, self.tgt_embedding}:
+        for emb in dict.fromkeys([self.src_embedding, self.tgt_embedding]):  # fixed order: seeded runs repeat
             nn.init.normal_(emb.weight, std=self.cfg.d_model**-0.5)  # scaled by sqrt(d) on use
             nn.init.zeros_(emb.weight[0])
 

@@ -23,13 +23,13 @@ def test_bleu_by_length_buckets():
     refs = ["a b c d", "e f g h", "i j k l", "m n o p", "q r s t"]
     hyps = ["a b c d", "e f g h", "x y z w", "m n o p", "x x x x"]
     rows = bleu_by_length(sources, hyps, refs)
-    assert [r["bucket"] for r in rows] == ["<=8", "9-12", "13-16", "17-20", "21+"]
-    assert [r["n"] for r in rows] == [2, 1, 1, 0, 1]
-    assert [r["bleu"] for r in rows] == [100.0, 0.0, 100.0, None, 0.0]
+    assert [r.bucket for r in rows] == ["<=8", "9-12", "13-16", "17-20", "21+"]
+    assert [r.n for r in rows] == [2, 1, 1, 0, 1]
+    assert [r.bleu for r in rows] == [100.0, 0.0, 100.0, None, 0.0]
 
 
 def test_a_length_penalty_sweep_does_not_overwrite_the_default_result():
-    from translate.evaluation import eval_stem
+    from translate.runfolder import eval_stem
 
     assert eval_stem("val", 5) == eval_stem("val", 5, 1.0) == "val.beam5"
     assert eval_stem("val", 5, 1.5) == "val.beam5.lp1.5" and eval_stem("val", 5, 2) == "val.beam5.lp2"

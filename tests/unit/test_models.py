@@ -3,28 +3,11 @@
 import pytest
 import torch
 
+from tests.unit.seeded import VARIANTS, small_model
 from translate.data import make_batch
 from translate.errors import ConfigError
 from translate.models import ARCHS, build_model, count_parameters, make_config
 from translate.models.attention import MultiHeadAttention, scaled_dot_product_attention
-
-VARIANTS = [
-    ("lstm", {}),
-    ("lstm", {"bidirectional": True, "cell": "gru"}),
-    ("lstm", {"bidirectional": True, "cell": "rnn"}),
-    ("lstm-attn", {"heads": 1}),
-    ("lstm-attn", {"heads": 4, "cell": "gru", "bidirectional": False}),
-    ("transformer", {}),
-    ("transformer", {"joint_vocab": False, "tie_embeddings": False}),
-]
-SMALL = {"lstm": {"emb_dim": 32, "hidden": 32}, "lstm-attn": {"emb_dim": 32, "hidden": 32},
-         "transformer": {"d_model": 32, "ffn": 64, "heads": 4}}
-
-
-def small_model(arch, settings):
-    torch.manual_seed(0)
-    cfg = make_config(arch, {**SMALL[arch], "src_vocab": 50, "tgt_vocab": 60, "joint_vocab": False, **settings})
-    return build_model(arch, cfg).eval()
 
 
 @pytest.fixture

@@ -1,0 +1,65 @@
+"""The service's domain errors and the one place that turns them into HTTP responses.
+
+Route and batching code raises these; `create_app` maps every `ServiceError` through `error_response`, so status
+codes, headers and the body shape (`{"status_code", "detail", "extra"}`, Litestar's own) are decided here only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+
+
+class ServiceError(Exception):
+    """A request the service refuses, with the status code and headers that say why."""
+
+    status_code = 400
+    headers: dict[str, str] = {}
+
+    def __init__(self, detail: str, extra: dict[str, Any] | None = None):
+        super().__init__(detail)
+        self.detail, self.extra = detail, extra
+
+
+class BadRequest(ServiceError):
+    status_code = 400
+
+
+class UnknownModel(ServiceError):
+    status_code = 404
+
+    def __init__(self, name: str, known: list[str]):
+        super().__init__(f"unknown model {name!r}; known: {', '.join(known) or 'none'}", {"known": known})
+
+
+class LimitExceeded(ServiceError):
+    status_code = 422
+
+    def __init__(self, detail: str, limit: str, maximum: int, **extra: Any):
+        super().__init__(detail, {"limit": limit, "max": maximum, **extra})
+
+
+class QueueFull(ServiceError):
+    """More texts are waiting for this model than the service accepts."""
+
+    status_code = 503
+    headers = {"Retry-After": "1"}
+
+    def __init__(self, model: str):
+        super().__init__(f"model {model!r} is busy: too many texts waiting; retry shortly")
+
+
+class NotReady(ServiceError):
+    status_code = 503
+    headers = {"Retry-After": "2"}
+
+    def __init__(self) -> None:
+        super().__init__("models are still loading")
+
+
+def error_response(request: Request, exc: ServiceError) -> Response:
+    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
+    if exc.extra is not None:
+        body["extra"] = exc.extra
+    return Response(body, status_code=exc.status_code, headers=exc.headers)
