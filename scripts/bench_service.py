@@ -4,7 +4,10 @@ Starts `translate serve` as a separate process on 127.0.0.1 for each setting, se
 (real Multi30k test sentences, round robin) for a fixed time per client count, and prints one table measured
 in this run. Batching off (max batch 1) is the peer: the same server answering each request on its own.
 
-    .venv/bin/python scripts/bench_service.py --models runs --model transformer-de-en --seconds 20
+    .venv/bin/python scripts/bench_service.py --models runs --model transformer-de-en --seconds 20 --before 28.1
+
+(--before: 28.1 req/s, 16 clients, batching on, measured on this machine kind with commit 73f6552, the decoder
+before the rewrite.)
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(models: Path, port: int, max_batch: int) -> subprocess.Popen:
+def start_server(models: Path, port: int, max_batch: int, serve_args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "TRANSLATE_MAX_BATCH_SIZE": str(max_batch)}
-    cmd = [sys.executable, "-m", "translate", "serve", "--models", str(models), "--port", str(port)]
+    cmd = [sys.executable, "-m", "translate", "serve", "--models", str(models), "--port", str(port), *serve_args]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -89,7 +92,11 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20, help="load time per client count (default: 20)")
     p.add_argument("--beam", type=int, default=5, help="beam size of each request (default: 5)")
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "multi30k"), help="Multi30k folder for sentences")
+    p.add_argument("--engine", default="torch", help="serve --engine (default: torch)")
+    p.add_argument("--quantize", default="none", help="serve --quantize (default: none)")
+    p.add_argument("--before", type=float, help="req/s at the highest client count measured before (batching on)")
     args = p.parse_args()
+    serve_args = ["--engine", args.engine, "--quantize", args.quantize]
 
     test = Path(args.data) / "test_2016_flickr.de.gz"
     sentences = gzip.open(test, "rt", encoding="utf-8").read().splitlines()[:500] if test.exists() else [
@@ -99,7 +106,7 @@ def main() -> None:
     rows = []
     for label, max_batch in [("batching off (max 1)", 1), ("batching on (max 32)", 32)]:
         port = free_port()
-        proc = start_server(Path(args.models), port, max_batch)
+        proc = start_server(Path(args.models), port, max_batch, serve_args)
         try:
             url = f"http://127.0.0.1:{port}"
             model = args.model or httpx.get(f"{url}/v1/models").json()["models"][0]["name"]
@@ -112,11 +119,18 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    print(f"\nmodel {model}, beam {args.beam}, one sentence per request, {args.seconds:.0f} s per row, {os.cpu_count()} CPUs")
+    print(f"\nmodel {model} ({' '.join(serve_args)}), beam {args.beam}, one sentence per request, "
+          f"{args.seconds:.0f} s per row, {os.cpu_count()} CPUs")
     base = {c: r["rps"] for label, c, r in rows if label.startswith("batching off")}
     for label, c, r in rows:
         if label.startswith("batching on"):
             print(f"clients={c:3d}: batching on {r['rps']:.1f} req/s vs off {base[c]:.1f} req/s ({r['rps'] / base[c]:.2f}x)")
+    on = {c: r["rps"] for label, c, r in rows if label.startswith("batching on")}
+    most, least = max(on), min(on)
+    if most != least:
+        print(f"batching on: {most} clients / {least} client(s) = {on[most] / on[least]:.2f}x")
+    if args.before:
+        print(f"batching on, {most} clients: {on[most]:.1f} req/s vs {args.before:.1f} before = {on[most] / args.before:.2f}x")
 
 
 if __name__ == "__main__":

@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
+from translate import default_workers
 
 from service.batching import Batcher
 from service.errors import ServiceError, error_response
+from service.inference import Inference
 from service.registry import Registry
 from service.routes import STATIC, HealthController, TranslationController, index
 from service.settings import Settings
@@ -32,27 +34,36 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="inference")
-        loop = asyncio.get_running_loop()
+        workers = settings.workers or default_workers()
+        free_workers = asyncio.Semaphore(workers)
+        inference: Inference | None = None
 
         async def load() -> None:
-            await loop.run_in_executor(executor, registry.load, settings.models_dir, settings.device)
-            for name, translator in registry.translators.items():
+            nonlocal inference
+            s = settings
+            await asyncio.to_thread(registry.load, s.models_dir, s.device, s.engine, s.quantize)
+            if registry.translators:
+                inference = Inference(settings, registry, workers)
+                await inference.start()
+            for name in registry.translators:
                 batcher = Batcher(
-                    name, lambda texts, beam, attention, t=translator: t.translate(texts, beam_size=beam, return_attention=attention),
-                    executor, settings.max_batch_size, settings.batch_wait_ms / 1000, settings.max_queue,
+                    name, partial(inference.translate, name), free_workers, settings.max_batch_size,
+                    settings.batch_wait_ms / 1000, settings.max_queue,
                 )
                 batcher.start()
                 batchers[name] = batcher
+            registry.loaded = True
             log.info("ready: %d model(s) loaded, %d failed", len(registry.translators), len(registry.errors))
 
+        loop = asyncio.get_running_loop()
         loading = loop.create_task(load())
         try:
             yield
         finally:
             await asyncio.gather(loading, return_exceptions=True)
             await asyncio.gather(*(b.stop() for b in batchers.values()))  # drain accepted work
-            executor.shutdown(wait=True)
+            if inference is not None:
+                inference.shutdown()
 
     return Litestar(
         route_handlers=[

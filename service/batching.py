@@ -1,16 +1,16 @@
 """Groups concurrent requests to one model into shared batches, so throughput rises with load.
 
-Each model has one `Batcher`: requests queue their texts; a loop takes the first waiting job, lets others join
-for a short window (or until the batch is full), and translates jobs with the same search settings together on
-a bounded worker-thread pool. The event loop never runs a model.
+Each model has one `Batcher`: requests queue their texts; when an inference worker is free (the workers are shared
+by all models, one per core: `service.inference`), the batcher takes the first waiting job, lets others join for a
+short window (or until the batch is full), and translates jobs with the same search settings together on a worker. While
+one batch runs, the next one gathers, so every core decodes a batch of its own. The event loop never runs a model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from translate import Translation
@@ -19,7 +19,7 @@ from service.errors import QueueFull
 
 log = logging.getLogger(__name__)
 
-TranslateFn = Callable[[Sequence[str], int, bool], list[Translation]]  # (texts, beam_size, return_attention)
+TranslateFn = Callable[[list[str], int, bool], Awaitable[list[Translation]]]  # (texts, beam_size, return_attention)
 
 
 @dataclass
@@ -36,14 +36,16 @@ class _Job:
 
 class Batcher:
     def __init__(
-        self, name: str, translate: TranslateFn, executor: Executor, max_batch: int, wait_s: float, max_queue: int
+        self, name: str, translate: TranslateFn, workers: asyncio.Semaphore, max_batch: int, wait_s: float,
+        max_queue: int,
     ):
-        self.name, self.translate, self.executor = name, translate, executor
+        self.name, self.translate, self.workers = name, translate, workers
         self.max_batch, self.wait_s, self.max_queue = max_batch, wait_s, max_queue
         self.queue: asyncio.Queue[_Job] = asyncio.Queue()
         self.waiting = 0  # texts queued or being translated
         self.batches = 0  # batches run, for tests and logs
         self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -66,13 +68,23 @@ class Batcher:
         finally:
             self.waiting -= len(texts)
 
-    async def _collect(self) -> list[_Job]:
-        """The first waiting job plus those that join within the window, up to max_batch texts."""
-        jobs = [await self.queue.get()]
-        size = len(jobs[0].texts)
-        deadline = asyncio.get_running_loop().time() + self.wait_s
+    async def _run(self) -> None:
+        """Forever: a waiting job, a free worker, the jobs that join it, then the batch runs while the next gathers."""
+        while True:
+            first = await self.queue.get()
+            await self.workers.acquire()
+            jobs = await self._gather(first)
+            task = asyncio.get_running_loop().create_task(self._translate(jobs))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _gather(self, first: _Job) -> list[_Job]:
+        """`first` plus the jobs waiting or joining within the window, up to max_batch texts."""
+        jobs, size = [first], len(first.texts)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_s
         while size < self.max_batch:
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = deadline - loop.time()
             try:
                 job = self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self.queue.get(), remaining)
             except (asyncio.TimeoutError, asyncio.QueueEmpty):
@@ -81,30 +93,29 @@ class Batcher:
             size += len(job.texts)
         return jobs
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            jobs = await self._collect()
-            try:
-                groups: dict[tuple[int, bool], list[_Job]] = {}
-                for job in jobs:
-                    groups.setdefault(job.key, []).append(job)
-                for (beam_size, attention), group in groups.items():
-                    texts = [t for job in group for t in job.texts]
-                    try:
-                        results = await loop.run_in_executor(self.executor, self.translate, texts, beam_size, attention)
-                        self.batches += 1
-                    except Exception as e:  # a failing batch fails its requests, never the loop
-                        log.exception("translation batch failed")
-                        for job in group:
-                            if not job.future.done():
-                                job.future.set_exception(e)
-                        continue
-                    start = 0
+    async def _translate(self, jobs: list[_Job]) -> None:
+        """Run the jobs (one model call per search setting), hand out the results, free the worker."""
+        try:
+            groups: dict[tuple[int, bool], list[_Job]] = {}
+            for job in jobs:
+                groups.setdefault(job.key, []).append(job)
+            for (beam_size, attention), group in groups.items():
+                texts = [t for job in group for t in job.texts]
+                try:
+                    results = await self.translate(texts, beam_size, attention)
+                    self.batches += 1
+                except Exception as e:  # a failing batch fails its requests, never the loop
+                    log.exception("translation batch failed")
                     for job in group:
-                        if not job.future.done():  # the client may have gone away
-                            job.future.set_result(results[start : start + len(job.texts)])
-                        start += len(job.texts)
-            finally:
-                for _ in jobs:
-                    self.queue.task_done()
+                        if not job.future.done():
+                            job.future.set_exception(e)
+                    continue
+                start = 0
+                for job in group:
+                    if not job.future.done():  # the client may have gone away
+                        job.future.set_result(results[start : start + len(job.texts)])
+                    start += len(job.texts)
+        finally:
+            self.workers.release()
+            for _ in jobs:
+                self.queue.task_done()

@@ -14,7 +14,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--models", required=True, help=f"folder of run folders (each with {CHECKPOINTS})")
     s.add_argument("--host", default=None, help="address to bind (default: 127.0.0.1)")
     s.add_argument("--port", type=int, default=None, help="port (default: 8000)")
-    s.add_argument("--workers", type=int, default=None, help="inference threads shared by the models (default: 2)")
+    s.add_argument("--workers", type=int, default=None,
+                   help="inference workers shared by the models, one thread each (default: one per core)")
+    s.add_argument("--engine", choices=("torch", "ctranslate2"), default=None,
+                   help="ctranslate2: Transformers run on CTranslate2 (exported on first use), others on ours")
+    s.add_argument("--quantize", choices=("none", "int8", "bf16"), default=None,
+                   help="reduced precision for inference (default: none)")
     s.add_argument("--device", default=None, help="auto | cpu | cuda (default: cpu)")
     s.set_defaults(func=serve)
 
@@ -26,7 +31,8 @@ def serve(args: argparse.Namespace) -> int:
     from service.settings import Settings
 
     settings = Settings.from_env(
-        models_dir=Path(args.models), host=args.host, port=args.port, workers=args.workers, device=args.device
+        models_dir=Path(args.models), host=args.host, port=args.port, workers=args.workers, device=args.device,
+        engine=args.engine, quantize=args.quantize,
     )
     if not settings.models_dir.is_dir():
         raise ValueError(f"models folder not found: {settings.models_dir}")

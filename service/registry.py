@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from translate import CHECKPOINTS, TranslateError, Translator, find_runs
+from translate import CHECKPOINTS, ConfigError, TranslateError, Translator, find_runs
 
 from service.errors import NotReady, UnknownModel
 
@@ -17,20 +17,31 @@ log = logging.getLogger(__name__)
 class Registry:
     translators: dict[str, Translator] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
-    loaded: bool = False
+    loaded: bool = False  # set by the app once the models are loaded and their workers are ready
 
-    def load(self, models_dir: Path, device: str = "cpu") -> None:
+    def load(self, models_dir: Path, device: str = "cpu", engine: str = "torch", quantize: str = "none") -> None:
+        """Every run under `models_dir`; with engine ctranslate2, Transformers run on it and the others on ours."""
         runs = find_runs(models_dir)
         if not runs:
             self.errors["*"] = f"no runs (folders with {CHECKPOINTS}) found in {models_dir}"
         for name, path in runs.items():
             try:
-                self.translators[name] = Translator.load(path, device=device)
-                log.info("loaded model %s from %s", name, path)
+                self.translators[name] = self._load_one(path, device, engine, quantize)
+                t = self.translators[name]
+                log.info("loaded model %s from %s (%s engine, %s)", name, path, t.engine_name, t.quantize)
             except (TranslateError, OSError, RuntimeError) as e:
                 self.errors[name] = str(e)
                 log.error("model %s failed to load: %s", name, e)
-        self.loaded = True
+
+    @staticmethod
+    def _load_one(path: Path, device: str, engine: str, quantize: str) -> Translator:
+        # One search per call: the service runs one call per worker, each worker on one core.
+        if engine == "ctranslate2":
+            try:
+                return Translator.load(path, device=device, engine=engine, quantize=quantize, workers=1)
+            except ConfigError as e:
+                log.info("%s stays on the torch engine: %s", path.name, e)
+        return Translator.load(path, device=device, quantize=quantize, workers=1)
 
     def get(self, name: str) -> Translator:
         """The loaded model called `name`; raises NotReady while loading, UnknownModel for a name not served."""

@@ -18,8 +18,10 @@ class Settings:
     models_dir: Path = Path("runs")  # every run folder (or .pt file) under it is served
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 2  # inference threads shared by all models (each model also batches its own requests)
+    workers: int = 0  # inference workers shared by all models, one thread each; 0: one per core
     device: str = "cpu"  # auto | cpu | cuda
+    engine: str = "torch"  # torch (every architecture) | ctranslate2 (Transformers; the others stay on torch)
+    quantize: str = "none"  # none | int8 | bf16: reduced precision for inference
     max_body_bytes: int = 1_000_000  # larger request bodies get 413
     max_texts: int = 64  # texts per request (422 beyond)
     max_chars: int = 2_000  # characters per text (422 beyond)

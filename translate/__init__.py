@@ -19,12 +19,15 @@ from translate.records import EvalResult, TrainSummary, ValidationRecord
 from translate.runfolder import CHECKPOINTS, RunFolder, find_runs
 from translate.settings import decode_settings
 from translate.training import train
-from translate.translator import Translation, Translator
+from translate.engine import default_workers, pin_threads
+from translate.translator import Translation, Translator, pick_device
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ARCHS", "CHECKPOINTS", "CheckpointError", "ConfigError", "CorpusError", "EvalResult", "RunConfig", "RunFolder",
     "TrainSummary", "TrainingInterrupted", "TranslateError", "Translation", "Translator", "ValidationRecord",
-    "build_model", "decode_settings", "evaluate_run", "find_runs", "read_parallel", "score", "train",
+    "build_model", "decode_settings", "default_workers", "evaluate_run", "find_runs", "pick_device", "pin_threads",
+    "read_parallel",
+    "score", "train",
 ]

@@ -133,7 +133,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from translate.translator import Translator
 
     _check_data(args.data)
-    translator = Translator.load(args.run, device=args.device)
+    translator = _load_translator(args)
     pairs = read_parallel(args.data, translator.src_lang, translator.tgt_lang, args.split)
     eval_dir = Path(args.out) if args.out else run_of(resolve_checkpoint(args.run)).eval_dir
     with _progress_bar(len(pairs), "sent") as bar:
@@ -143,19 +143,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_translate(args: argparse.Namespace) -> int:
+def _load_translator(args: argparse.Namespace):
     from translate.translator import Translator
 
-    translator = Translator.load(args.run, device=args.device)
+    return Translator.load(args.run, device=args.device, engine=args.engine, quantize=args.quantize, workers=args.workers)
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    translator = _load_translator(args)
     lines = sys.stdin.read().splitlines()
+    if args.n_best > args.beam:
+        raise ConfigError(f"--n-best {args.n_best} needs a beam of at least that size (--beam {args.beam})")
     with _progress_bar(len(lines), "sent") as bar:
-        results = translator.translate(lines, beam_size=args.beam, return_attention=args.attention, progress=bar.update)
-    for r in results:
+        results = translator.translate(
+            lines, beam_size=args.beam, return_attention=args.attention, n_best=args.n_best, progress=bar.update
+        )
+    for i, r in enumerate(results):
         if args.attention:
-            row = {"text": r.text, "src_tokens": r.src_tokens, "tgt_tokens": r.tgt_tokens, "attention": r.attention}
+            row = {"text": r.text, "src_tokens": r.src_tokens, "tgt_tokens": r.tgt_tokens, "attention": r.attention,
+                   "score": r.score, "alternatives": [{"text": a.text, "score": a.score} for a in r.alternatives]}
             print(json.dumps(row, ensure_ascii=False))
+        elif args.n_best > 1:  # the Moses/Marian n-best format: one line per hypothesis, best first
+            for hyp in [r, *r.alternatives] if r.text or r.alternatives else [r]:
+                print(f"{i} ||| {hyp.text} ||| {hyp.score:.4f}")
         else:
             print(r.text)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from translate.checkpoint import load_checkpoint
+    from translate.ct2 import export_ctranslate2
+    from translate.runfolder import resolve_checkpoint
+
+    folder = export_ctranslate2(load_checkpoint(resolve_checkpoint(args.run)), Path(args.out), args.quantization)
+    print(f"CTranslate2 model ({args.quantization}) in {folder}; translate with it: translate translate {folder}")
     return 0
 
 
@@ -220,8 +242,19 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy (default: 5)")
     e.add_argument("--length-penalty", type=float, default=1.0, help="rank beams by score / length**LP (default: 1.0)")
     e.add_argument("--out", help="folder for hypotheses and scores (default: RUN/eval)")
-    e.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    _add_engine_flags(e)
     e.set_defaults(func=cmd_evaluate)
+
+
+def _add_engine_flags(p: argparse.ArgumentParser) -> None:
+    """How to run a model: the decoder, its precision, its layout on the cores."""
+    p.add_argument("--engine", choices=("torch", "ctranslate2"), default="torch",
+                   help="torch: ours, every architecture (default); ctranslate2: the Transformer, exported on first use")
+    p.add_argument("--quantize", choices=("none", "int8", "bf16"), default="none",
+                   help="reduced precision for inference: int8 weights (CPU) or bfloat16 (default: none)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="decoding workers, each on one thread (default 0: one per core)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
 
 
 def _add_translate(sub: argparse._SubParsersAction) -> None:
@@ -229,8 +262,19 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
     r.add_argument("run", help="run folder or checkpoint file")
     r.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy (default: 5)")
     r.add_argument("--attention", action="store_true", help="print JSON lines with tokens and attention weights")
-    r.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    r.add_argument("--n-best", type=int, default=1,
+                   help="print the K best translations of each line as `LINE ||| TEXT ||| SCORE` (default: 1)")
+    _add_engine_flags(r)
     r.set_defaults(func=cmd_translate)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    x = sub.add_parser("export", help="export a Transformer run for another engine (CTranslate2)")
+    x.add_argument("run", help=f"run folder ({CHECKPOINTS}) or checkpoint file")
+    x.add_argument("--format", choices=("ctranslate2",), default="ctranslate2", help="target engine (default: ctranslate2)")
+    x.add_argument("--quantization", choices=("int8", "float32"), default="int8", help="weights (default: int8)")
+    x.add_argument("--out", required=True, help="folder to write (replaced if it exists)")
+    x.set_defaults(func=cmd_export)
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
@@ -260,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="translate", description="Train, evaluate, compare and serve translation models.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_evaluate, _add_translate, _add_compare, _add_data):
+    for add in (_add_train, _add_evaluate, _add_translate, _add_export, _add_compare, _add_data):
         add(sub)
     # Commands from other packages (the HTTP service's `serve`) plug in here, so this module never imports them.
     for ep in entry_points(group="translate.commands"):
@@ -297,6 +341,11 @@ def _raise_interrupt(signum, frame):
 
 def _quiet_datasets() -> None:
     import datasets
+    import tqdm
+
+    # tqdm's monitor thread would make this process multi-threaded, and the decoding engine forks its workers only
+    # from a process without other threads (translate/engine.py).
+    tqdm.tqdm.monitor_interval = 0
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()

@@ -46,6 +46,9 @@ class Tokenizer:
     def pieces(self, ids: Sequence[int]) -> list[str]:
         return [self._sp.id_to_piece(int(i)) for i in ids]
 
+    def piece_to_id(self, piece: str) -> int:
+        return self._sp.piece_to_id(piece)
+
     def decode(self, ids: Sequence[int]) -> str:
         """Text for ids, special ids skipped."""
         return self._sp.decode([int(i) for i in ids if i > EOS_ID])

@@ -25,6 +25,7 @@ from translate.checkpoint import Checkpoint, load_checkpoint, model_checkpoint, 
 from translate.config import RunConfig, TrainConfig, run_config_from_dict
 from translate.data import Batch, EncodedCorpus, Pair, clean_pairs, has_split, read_parallel
 from translate.decoding import SearchConfig
+from translate.engine import TorchEngine
 from translate.errors import TrainingInterrupted, TranslateError
 from translate.evaluation import score
 from translate.loss import token_cross_entropy
@@ -232,7 +233,8 @@ def validate_and_save(s: Session, callbacks: list[Callback]) -> ValidationRecord
     tc, st = s.cfg.train, s.state
     s.model.eval()
     val_loss = validation_loss(s.model, EncodedCorpus.from_pairs(s.valid_pairs, s.tokenizers), tc.max_tokens, s.device)
-    hyps = translate_texts(s.model, s.tokenizers, [src for src, _ in s.valid_pairs], SearchConfig(tc.eval_beam), s.device)
+    engine = TorchEngine(s.model, s.device)
+    hyps = translate_texts(engine, s.tokenizers, [src for src, _ in s.valid_pairs], SearchConfig(tc.eval_beam))
     scores = score([h.text for h in hyps], [tgt for _, tgt in s.valid_pairs])
     s.model.train()
     improved = scores.bleu > st.best_bleu

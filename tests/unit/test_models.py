@@ -126,3 +126,22 @@ def test_unrolled_recurrent_encoder_equals_the_fused_one(arch, settings, batch):
     for k in fused:
         torch.testing.assert_close(unrolled[k].float(), fused[k].float(), atol=1e-5, rtol=1e-4, msg=k)
     assert len(top) == (2 if model.cfg.bidirectional else 1) and len(top[0]) == batch.src.size(1)
+
+
+@pytest.mark.parametrize("arch,settings", VARIANTS)
+def test_expanded_state_decodes_like_copied_rows(arch, settings, batch):
+    """Beams that share their source's entries (source_keys) decode as rows that each hold a copy."""
+    model = small_model(arch, settings)
+    state = model.encode(batch.src, batch.src_mask)
+    shared = model.expand_state(state, 3)
+    copied = {k: v.repeat_interleave(3, dim=0) for k, v in state.items()}
+    tgt = batch.tgt_in.repeat_interleave(3, dim=0)[:, :2]
+    a = model.decode(tgt, shared, need_attention=True)
+    b = model.decode(tgt, copied, need_attention=True)
+    torch.testing.assert_close(a.logits, b.logits, atol=1e-5, rtol=1e-4)
+    if b.attention is not None:
+        torch.testing.assert_close(a.attention, b.attention, atol=1e-5, rtol=1e-4)
+    # Keeping rows 3..5 (source 1) and then 0..2 (source 0) reorders the sources' own entries too.
+    rows = torch.tensor([3, 4, 5, 0, 1, 2])
+    again = model.decode(tgt[rows, -1:], model.reorder_state(a.state, rows)).logits
+    torch.testing.assert_close(again, model.decode(tgt[:, -1:], b.state).logits[rows], atol=1e-5, rtol=1e-4)

@@ -89,6 +89,7 @@ class RecurrentSeq2Seq(Seq2Seq):
         self.combine = nn.Linear(2 * cfg.hidden, cfg.hidden) if cfg.heads else None
         self.dropout = nn.Dropout(cfg.dropout)
         self.out_proj = nn.Linear(cfg.hidden, cfg.tgt_vocab)
+        self.source_keys = frozenset({"src_mask", "k", "v"})  # held once per source (see models/base.py)
         # nn.Embedding's N(0, 1) makes tied output logits huge (initial loss ~3x log V): small weights, scaled on input.
         for emb in dict.fromkeys([src_embedding, tgt_embedding]):  # fixed order: seeded runs repeat
             nn.init.normal_(emb.weight, std=cfg.emb_dim**-0.5)
@@ -111,7 +112,7 @@ class RecurrentSeq2Seq(Seq2Seq):
 
     def encode_from(self, memory: torch.Tensor, final, src_mask: torch.Tensor) -> State:
         """The decoder's initial state from the encoder's outputs and final state(s)."""
-        state: State = {"memory": memory, "src_mask": src_mask}
+        state: State = {"src_mask": src_mask}  # the decoder reads the memory through attention's keys/values only
         if self.cfg.cell == "lstm":
             state["h"], state["c"] = self._bridge(final[0]), self._bridge(final[1])  # (B, L, H) each
         else:
@@ -136,7 +137,8 @@ class RecurrentSeq2Seq(Seq2Seq):
         weights = None
         if self.attention is not None:
             mask = state["src_mask"][:, None, None, :]  # (B, 1, 1, S)
-            context, weights = self.attention.attend(out, state["k"], state["v"], mask, need_attention)  # (B, T, H)
+            q = self.attention.project_q(out)  # (B, h, T, d)
+            context, weights = self.attention.attend(q, state["k"], state["v"], mask, need_attention)  # (B, T, H)
             out = torch.tanh(self.combine(torch.cat([context, out], dim=-1)))  # (B, T, H)
             if weights is not None:
                 weights = weights.mean(1)  # (B, T, S)

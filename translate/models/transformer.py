@@ -67,7 +67,7 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)
-        x = x + self.dropout(self.self_attn(h, h, mask)[0])  # (B, S, D)
+        x = x + self.dropout(self.self_attn.attend(*self.self_attn.project_qkv(h), mask, False)[0])  # (B, S, D)
         return x + self.dropout(self.ffn(self.norm2(x)))  # (B, S, D)
 
 
@@ -80,17 +80,15 @@ class DecoderLayer(nn.Module):
         self.ffn = FeedForward(cfg.d_model, cfg.ffn, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, state: State, i: int, causal: torch.Tensor, need_weights: bool):
+    def forward(self, x: torch.Tensor, state: State, i: int, causal: torch.Tensor | None, need_weights: bool):
         """x (B, T, D) new positions; extends the self-attention cache of layer i in `state` (a fresh dict)."""
-        h = self.norm1(x)
-        k_new, v_new = self.self_attn.project_kv(h)  # (B, h, T, d)
+        q, k_new, v_new = self.self_attn.project_qkv(self.norm1(x))  # (B, h, T, d)
         k = state[f"self_k{i}"] = torch.cat([state[f"self_k{i}"], k_new], dim=2)  # (B, h, P+T, d)
         v = state[f"self_v{i}"] = torch.cat([state[f"self_v{i}"], v_new], dim=2)
-        x = x + self.dropout(self.self_attn.attend(h, k, v, causal, False)[0])  # (B, T, D)
+        x = x + self.dropout(self.self_attn.attend(q, k, v, causal, False)[0])  # (B, T, D)
         src_mask = state["src_mask"][:, None, None, :]  # (B, 1, 1, S)
-        context, weights = self.cross_attn.attend(
-            self.norm2(x), state[f"cross_k{i}"], state[f"cross_v{i}"], src_mask, need_weights
-        )
+        q = self.cross_attn.project_q(self.norm2(x))  # (B, h, T, d)
+        context, weights = self.cross_attn.attend(q, state[f"cross_k{i}"], state[f"cross_v{i}"], src_mask, need_weights)
         x = x + self.dropout(context)  # (B, T, D)
         return x + self.dropout(self.ffn(self.norm3(x))), weights
 
@@ -108,6 +106,10 @@ class Transformer(Seq2Seq):
         self.encoder_norm, self.decoder_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.dropout = nn.Dropout(cfg.dropout)
         self.out_proj = nn.Linear(cfg.d_model, cfg.tgt_vocab, bias=False)
+        self._position_table: torch.Tensor | None = None  # sinusoidal rows, grown on demand (not a parameter)
+        self.source_keys = frozenset(  # read by every beam of a source, held once (see models/base.py)
+            ["src_mask"] + [f"cross_{kv}{i}" for i in range(cfg.dec_layers) for kv in "kv"]
+        )
         self._init_weights()
         if cfg.tie_embeddings:
             self.out_proj.weight = self.tgt_embedding.weight
@@ -122,9 +124,18 @@ class Transformer(Seq2Seq):
 
     def _embed(self, embedding: nn.Embedding, ids: torch.Tensor, start: int) -> torch.Tensor:
         x = embedding(ids) * math.sqrt(self.cfg.d_model)  # (B, T, D)
-        return self.dropout(x + sinusoidal_positions(start, ids.size(1), self.cfg.d_model, ids.device))
+        return self.dropout(x + self._positions(start, ids.size(1), x))
 
-    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> State:
+    def _positions(self, start: int, length: int, like: torch.Tensor) -> torch.Tensor:
+        """Rows start..start+length-1 of the sinusoidal table, kept from call to call (decoding asks one row a step)."""
+        table = self._position_table
+        if table is None or table.size(0) < start + length or table.device != like.device or table.dtype != like.dtype:
+            rows = max(start + length, 2 * (0 if table is None else table.size(0)), 256)
+            table = sinusoidal_positions(0, rows, self.cfg.d_model, like.device).to(like.dtype)
+            self._position_table = table
+        return table[start : start + length]  # (T, D)
+
+    def _encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, State]:
         x = self._embed(self.src_embedding, src, 0)  # (B, S, D)
         mask = src_mask[:, None, None, :]  # (B, 1, 1, S)
         for layer in self.encoder_layers:
@@ -132,17 +143,24 @@ class Transformer(Seq2Seq):
         memory = self.encoder_norm(x)  # (B, S, D)
         B, D = src.size(0), self.cfg.d_model
         empty = memory.new_zeros(B, self.cfg.heads, 0, D // self.cfg.heads)  # (B, h, 0, d): nothing decoded yet
-        state: State = {"memory": memory, "src_mask": src_mask}
+        state: State = {"src_mask": src_mask}
         for i, layer in enumerate(self.decoder_layers):
             state[f"cross_k{i}"], state[f"cross_v{i}"] = layer.cross_attn.project_kv(memory)  # once per sentence
             state[f"self_k{i}"], state[f"self_v{i}"] = empty, empty
-        return state
+        return memory, state
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> State:
+        return self._encode(src, src_mask)[1]  # the decoder reads the memory through its cached keys/values only
+
+    def encode_traced(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[State, list]:
+        memory, state = self._encode(src, src_mask)
+        return state, [memory]
 
     def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput:
         past, T = state["self_k0"].size(2), tgt.size(1)
         x = self._embed(self.tgt_embedding, tgt, past)  # (B, T, D)
-        # New position t may see cached positions and new ones up to itself.
-        causal = torch.ones(T, past + T, dtype=torch.bool, device=tgt.device).tril(diagonal=past)  # (T, P+T)
+        # New position t may see cached positions and new ones up to itself (one new position: all of them).
+        causal = None if T == 1 else torch.ones(T, past + T, dtype=torch.bool, device=tgt.device).tril(diagonal=past)
         state = dict(state)
         weights = None
         for i, layer in enumerate(self.decoder_layers):

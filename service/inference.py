@@ -1,0 +1,98 @@
+"""Where the service's batches are computed: worker processes on the CPU, threads on a GPU.
+
+On the CPU each worker is a process of its own that loads every served model once and decodes one batch at a time
+with one thread: the search's many small tensor operations each take Python's lock, so worker threads inside the
+server process wait on each other and on the event loop (measured with beam 5 and 16 clients: 54 req/s with two
+threads, see scripts/bench_service.py for processes). A GPU is shared by threads of the server process instead
+(one CUDA context). The workers are spawned (not forked: the server process already runs threads), ignore Ctrl-C
+(the server stops them), and a pool whose process died is replaced, the batch retried once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+from functools import partial
+
+from translate import Translation, pin_threads, pick_device
+
+from service.registry import Registry
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_WORKER_REGISTRY: Registry | None = None  # in a worker process: the models it serves
+
+
+def _start_worker(settings: Settings) -> None:
+    """A worker process's initializer: one thread, no Ctrl-C, the models loaded."""
+    global _WORKER_REGISTRY
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pin_threads(1)
+    registry = Registry()
+    registry.load(settings.models_dir, settings.device, settings.engine, settings.quantize)
+    _WORKER_REGISTRY = registry
+
+
+def _loaded() -> list[str]:
+    time.sleep(0.2)  # hold this worker a moment, so the next warm-up call starts another process
+    return sorted(_WORKER_REGISTRY.translators) if _WORKER_REGISTRY else []
+
+
+def _translate_in_worker(name: str, texts: list[str], beam_size: int, attention: bool) -> list[Translation]:
+    translator = _WORKER_REGISTRY.translators[name]
+    return translator.translate(texts, beam_size=beam_size, return_attention=attention)
+
+
+def _translate_here(registry: Registry, name: str, texts: list[str], beam_size: int, attention: bool) -> list[Translation]:
+    return registry.translators[name].translate(texts, beam_size=beam_size, return_attention=attention)
+
+
+class Inference:
+    """`workers` batches computed side by side, by processes (CPU) or threads of this process (GPU)."""
+
+    def __init__(self, settings: Settings, registry: Registry, workers: int):
+        self.settings, self.registry, self.workers = settings, registry, workers
+        self.processes = pick_device(settings.device).type == "cpu"
+        self.layout = f"{workers} {'processes' if self.processes else 'threads'} x 1 thread"
+        self._executor: Executor = self._new_executor()
+
+    def _new_executor(self) -> Executor:
+        if self.processes:
+            return ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                initargs=(self.settings,),
+            )
+        return ThreadPoolExecutor(self.workers, thread_name_prefix="inference", initializer=pin_threads, initargs=(1,))
+
+    async def start(self) -> None:
+        """Start every worker and wait until each has loaded the models (the server is not ready before)."""
+        if self.processes:
+            loop = asyncio.get_running_loop()
+            loaded = await asyncio.gather(*(loop.run_in_executor(self._executor, _loaded) for _ in range(self.workers)))
+            if any(names != sorted(self.registry.translators) for names in loaded):
+                log.warning("a worker process loaded %s, the server %s", loaded, sorted(self.registry.translators))
+        log.info("inference: %s", self.layout)
+
+    async def translate(self, name: str, texts: list[str], beam_size: int, attention: bool) -> list[Translation]:
+        loop = asyncio.get_running_loop()
+        if not self.processes:
+            call = partial(_translate_here, self.registry, name, texts, beam_size, attention)
+            return await loop.run_in_executor(self._executor, call)
+        executor = self._executor
+        try:
+            return await loop.run_in_executor(executor, _translate_in_worker, name, texts, beam_size, attention)
+        except BrokenProcessPool:
+            if self._executor is executor:  # the first batch to notice replaces the pool; the others reuse the new one
+                log.error("an inference process died (out of memory?): starting new ones and retrying the batch once")
+                self._executor = self._new_executor()
+                executor.shutdown(wait=False, cancel_futures=True)
+            return await loop.run_in_executor(self._executor, _translate_in_worker, name, texts, beam_size, attention)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
