@@ -22,6 +22,7 @@ from service.batching import Batcher
 from service.errors import ServiceError, error_response
 from service.inference import Inference
 from service.registry import Registry
+from service.request import ServiceRequest
 from service.routes import STATIC, HealthController, TranslationController, index
 from service.settings import Settings
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> Litestar:
             "batchers": Provide(lambda: batchers, sync_to_thread=False),
         },
         lifespan=[lifespan],
+        request_class=ServiceRequest,
         exception_handlers={ServiceError: error_response},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="translate", version="0.1.0", path="/schema"),
