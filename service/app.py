@@ -49,7 +49,7 @@ def create_app(settings: Settings) -> Litestar:
             for name in registry.translators:
                 batcher = Batcher(
                     name, partial(inference.translate, name), free_workers, settings.max_batch_size,
-                    settings.batch_wait_ms / 1000, settings.max_queue,
+                    settings.batch_wait_ms / 1000, settings.max_queue, settings.max_wait_ms / 1000,
                 )
                 batcher.start()
                 batchers[name] = batcher

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from translate import Translation
 
-from service.errors import QueueFull
+from service.errors import Overloaded, QueueFull
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ class _Job:
     beam_size: int
     return_attention: bool
     future: asyncio.Future = field(repr=False)
+    started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set when its batch is dispatched
+    abandoned: bool = False  # its client stopped waiting (deadline passed, or disconnected): skip it
 
     @property
     def key(self) -> tuple[int, bool]:
@@ -37,10 +39,10 @@ class _Job:
 class Batcher:
     def __init__(
         self, name: str, translate: TranslateFn, workers: asyncio.Semaphore, max_batch: int, wait_s: float,
-        max_queue: int,
+        max_queue: int, max_wait_s: float = 1.0,
     ):
         self.name, self.translate, self.workers = name, translate, workers
-        self.max_batch, self.wait_s, self.max_queue = max_batch, wait_s, max_queue
+        self.max_batch, self.wait_s, self.max_queue, self.max_wait_s = max_batch, wait_s, max_queue, max_wait_s
         self.queue: asyncio.Queue[_Job] = asyncio.Queue()
         self.waiting = 0  # texts queued or being translated
         self.batches = 0  # batches run, for tests and logs
@@ -58,23 +60,42 @@ class Batcher:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def submit(self, texts: list[str], beam_size: int, return_attention: bool) -> list[Translation]:
+        """The translations, once a batch has run them; Overloaded if no batch took them within max_wait_s."""
         if self.waiting + len(texts) > self.max_queue:
             raise QueueFull(self.name)
         self.waiting += len(texts)
         job = _Job(texts, beam_size, return_attention, asyncio.get_running_loop().create_future())
         self.queue.put_nowait(job)
         try:
+            try:
+                await asyncio.wait_for(job.started.wait(), self.max_wait_s)
+            except asyncio.TimeoutError:
+                if not job.started.is_set():
+                    raise Overloaded(self.name, self.max_wait_s) from None
             return await job.future
         finally:
+            if not job.started.is_set():  # deadline passed or the client went away (this task was cancelled)
+                job.abandoned = True
             self.waiting -= len(texts)
 
     async def _run(self) -> None:
         """Forever: a waiting job, a free worker, the jobs that join it, then the batch runs while the next gathers."""
         while True:
             first = await self.queue.get()
+            if first.abandoned:
+                self.queue.task_done()
+                continue
             await self.workers.acquire()
             jobs = await self._gather(first)
-            task = asyncio.get_running_loop().create_task(self._translate(jobs))
+            live = [job for job in jobs if not job.abandoned]  # clients that stopped waiting cost nothing
+            for job in live:
+                job.started.set()
+            for _ in range(len(jobs) - len(live)):
+                self.queue.task_done()
+            if not live:
+                self.workers.release()
+                continue
+            task = asyncio.get_running_loop().create_task(self._translate(live))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
@@ -90,7 +111,7 @@ class Batcher:
             except (asyncio.TimeoutError, asyncio.QueueEmpty):
                 break
             jobs.append(job)
-            size += len(job.texts)
+            size += 0 if job.abandoned else len(job.texts)
         return jobs
 
     async def _translate(self, jobs: list[_Job]) -> None:

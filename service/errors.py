@@ -50,6 +50,19 @@ class QueueFull(ServiceError):
         super().__init__(f"model {model!r} is busy: too many texts waiting; retry shortly")
 
 
+class Overloaded(ServiceError):
+    """No batch could start this request within the deadline: answered now rather than after minutes of queueing."""
+
+    status_code = 503
+
+    def __init__(self, model: str, max_wait_s: float):
+        super().__init__(
+            f"model {model!r} is overloaded: the request could not start within {max_wait_s * 1000:.0f} ms; retry shortly",
+            {"max_wait_ms": round(max_wait_s * 1000)},
+        )
+        self.headers = {"Retry-After": str(max(1, round(max_wait_s)))}
+
+
 class NotReady(ServiceError):
     status_code = 503
     headers = {"Retry-After": "2"}

@@ -29,6 +29,7 @@ class Settings:
     max_batch_size: int = 32  # texts one model translates in one batch
     batch_wait_ms: float = 5.0  # how long a batch waits for more requests to join it
     max_queue: int = 512  # texts waiting per model; beyond it requests get 503 with Retry-After
+    max_wait_ms: float = 1000.0  # a request no batch has started by then gets 503 with Retry-After
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:

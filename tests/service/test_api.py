@@ -154,3 +154,27 @@ def test_page_and_static_files(client):
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"] and "/static/app.js" in page.text
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
+
+
+def test_requests_that_cannot_start_in_time_get_503_at_once(models_dir):
+    """One worker, one text a batch, a 30 ms deadline: of 24 concurrent requests the ones a batch did not take in
+    time are refused with 503 and Retry-After, the rest translated; nothing else."""
+    import httpx
+
+    from tests.service.conftest import LiveServer
+
+    settings = Settings(models_dir=models_dir, workers=1, max_batch_size=1, max_wait_ms=30)
+    text = " ".join(SENTENCES * 8)  # long: each request keeps the only worker busy a while
+    with LiveServer(settings) as server, httpx.Client(base_url=server.url, timeout=60) as http, \
+            ThreadPoolExecutor(24) as pool:
+        responses = list(pool.map(
+            lambda _: http.post("/v1/translate", json={"model": "transformer", "text": text, "beam_size": 5}), range(24)
+        ))
+        codes = [r.status_code for r in responses]
+        assert set(codes) == {200, 503}, codes
+        refused = [r for r in responses if r.status_code == 503]
+        assert all(r.headers["retry-after"] == "1" and "overloaded" in r.json()["detail"] for r in refused)
+        assert all(r.json()["extra"]["max_wait_ms"] == 30 for r in refused)
+        batcher = server.app.dependencies["batchers"].dependency()["transformer"]
+        assert batcher.batches == codes.count(200)  # refused requests never reached the model
+        assert http.post("/v1/translate", json={"model": "transformer", "text": "Ein Hund."}).status_code == 200
