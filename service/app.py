@@ -15,6 +15,7 @@ from functools import partial
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 from translate import default_workers
 
@@ -27,6 +28,13 @@ from service.routes import STATIC, HealthController, TranslationController, inde
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class MetricsController(PrometheusController):
+    """GET /metrics: Prometheus text format (requests and latency by route and status, and `service.metrics`)."""
+
+    path = "/metrics"
+    include_in_schema = False
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -66,9 +74,10 @@ def create_app(settings: Settings) -> Litestar:
             if inference is not None:
                 inference.shutdown()
 
+    metrics = PrometheusConfig(app_name="translate", prefix="translate_http", group_path=True, exclude=["/metrics"])
     return Litestar(
         route_handlers=[
-            HealthController, TranslationController, index,
+            HealthController, TranslationController, index, MetricsController,
             create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
         ],
         dependencies={
@@ -78,6 +87,7 @@ def create_app(settings: Settings) -> Litestar:
         },
         lifespan=[lifespan],
         request_class=ServiceRequest,
+        middleware=[metrics.middleware],
         exception_handlers={ServiceError: error_response},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="translate", version="0.1.0", path="/schema"),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from translate import Translation
 
 from service.errors import Overloaded, QueueFull
+from service.metrics import BATCH_TEXTS, OUTPUT_TOKENS, QUEUE_TEXTS, TRANSLATED_TEXTS
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Batcher:
         if self.waiting + len(texts) > self.max_queue:
             raise QueueFull(self.name)
         self.waiting += len(texts)
+        QUEUE_TEXTS.labels(self.name).set(self.waiting)
         job = _Job(texts, beam_size, return_attention, asyncio.get_running_loop().create_future())
         self.queue.put_nowait(job)
         try:
@@ -77,6 +79,7 @@ class Batcher:
             if not job.started.is_set():  # deadline passed or the client went away (this task was cancelled)
                 job.abandoned = True
             self.waiting -= len(texts)
+            QUEUE_TEXTS.labels(self.name).set(self.waiting)
 
     async def _run(self) -> None:
         """Forever: a waiting job, a free worker, the jobs that join it, then the batch runs while the next gathers."""
@@ -123,8 +126,11 @@ class Batcher:
             for (beam_size, attention), group in groups.items():
                 texts = [t for job in group for t in job.texts]
                 try:
+                    BATCH_TEXTS.labels(self.name).observe(len(texts))
                     results = await self.translate(texts, beam_size, attention)
                     self.batches += 1
+                    TRANSLATED_TEXTS.labels(self.name).inc(len(results))
+                    OUTPUT_TOKENS.labels(self.name).inc(sum(len(r.tgt_tokens) for r in results))
                 except Exception as e:  # a failing batch fails its requests, never the loop
                     log.exception("translation batch failed")
                     for job in group:

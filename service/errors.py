@@ -10,6 +10,8 @@ from typing import Any
 
 from litestar import Request, Response
 
+from service.metrics import REFUSED
+
 
 class ServiceError(Exception):
     """A request the service refuses, with the status code and headers that say why."""
@@ -72,6 +74,8 @@ class NotReady(ServiceError):
 
 
 def error_response(request: Request, exc: ServiceError) -> Response:
+    if exc.status_code in (401, 403, 429, 503):  # refusals an operator watches (bad input is the client's business)
+        REFUSED.labels(str(exc.status_code), type(exc).__name__).inc()
     body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
     if exc.extra is not None:
         body["extra"] = exc.extra

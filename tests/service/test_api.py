@@ -177,4 +177,35 @@ def test_requests_that_cannot_start_in_time_get_503_at_once(models_dir):
         assert all(r.json()["extra"]["max_wait_ms"] == 30 for r in refused)
         batcher = server.app.dependencies["batchers"].dependency()["transformer"]
         assert batcher.batches == codes.count(200)  # refused requests never reached the model
+        metrics = http.get("/metrics").text
+        line = next(x for x in metrics.splitlines() if x.startswith("translate_refused_requests_total{")
+                    and 'reason="Overloaded"' in x)
+        assert float(line.split()[-1]) >= len(refused)
         assert http.post("/v1/translate", json={"model": "transformer", "text": "Ein Hund."}).status_code == 200
+
+
+def test_metrics_count_requests_batches_tokens_and_refusals(live_server):
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def samples(http) -> dict:
+        text = http.get("/metrics").text
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    with httpx.Client(base_url=live_server.url, timeout=60) as http:
+        before = samples(http)
+        r = http.post("/v1/translate", json={"model": "transformer", "texts": SENTENCES, "beam_size": 2})
+        assert r.status_code == 200
+        tokens = sum(len(t["tgt_tokens"]) for t in r.json()["translations"])
+        assert http.post("/v1/translate", json={"model": "nope", "text": "a"}).status_code == 404
+        after = samples(http)
+    delta = lambda key: after.get(key, 0) - before.get(key, 0)  # noqa: E731 (the server may have served other tests)
+    model = (("model", "transformer"),)
+    assert delta(("translate_output_tokens_total", model)) == tokens
+    assert delta(("translate_texts_total", model)) == 3
+    assert delta(("translate_batch_texts_count", model)) >= 1 and delta(("translate_batch_texts_sum", model)) == 3
+    ok = [k for k in after if k[0] == "translate_http_requests_total" and ("path", "/v1/translate") in k[1]]
+    assert {dict(k[1])["status_code"] for k in ok} >= {"200", "404"}
+    assert any(k[0] == "translate_http_request_duration_seconds_bucket" for k in after)
+    assert ("translate_queue_texts", model) in after
