@@ -24,6 +24,7 @@ from service.errors import ServiceError, error_response
 from service.inference import Inference
 from service.registry import Registry
 from service.request import ServiceRequest
+from service.requests_log import RequestIdMiddleware
 from service.routes import STATIC, HealthController, TranslationController, index
 from service.settings import Settings
 
@@ -87,7 +88,7 @@ def create_app(settings: Settings) -> Litestar:
         },
         lifespan=[lifespan],
         request_class=ServiceRequest,
-        middleware=[metrics.middleware],
+        middleware=[RequestIdMiddleware(), metrics.middleware],
         exception_handlers={ServiceError: error_response},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="translate", version="0.1.0", path="/schema"),

@@ -17,6 +17,7 @@ from translate import Translation
 
 from service.errors import Overloaded, QueueFull
 from service.metrics import BATCH_TEXTS, OUTPUT_TOKENS, QUEUE_TEXTS, TRANSLATED_TEXTS
+from service.requests_log import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class _Job:
     beam_size: int
     return_attention: bool
     future: asyncio.Future = field(repr=False)
+    request_id: str = "-"  # of the request that submitted it, for the logs
     started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set when its batch is dispatched
     abandoned: bool = False  # its client stopped waiting (deadline passed, or disconnected): skip it
 
@@ -66,7 +68,7 @@ class Batcher:
             raise QueueFull(self.name)
         self.waiting += len(texts)
         QUEUE_TEXTS.labels(self.name).set(self.waiting)
-        job = _Job(texts, beam_size, return_attention, asyncio.get_running_loop().create_future())
+        job = _Job(texts, beam_size, return_attention, asyncio.get_running_loop().create_future(), REQUEST_ID.get())
         self.queue.put_nowait(job)
         try:
             try:
@@ -132,7 +134,7 @@ class Batcher:
                     TRANSLATED_TEXTS.labels(self.name).inc(len(results))
                     OUTPUT_TOKENS.labels(self.name).inc(sum(len(r.tgt_tokens) for r in results))
                 except Exception as e:  # a failing batch fails its requests, never the loop
-                    log.exception("translation batch failed")
+                    log.exception("translation batch failed (requests %s)", ", ".join(job.request_id for job in group))
                     for job in group:
                         if not job.future.done():
                             job.future.set_exception(e)

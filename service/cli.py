@@ -28,6 +28,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.requests_log import RequestIdFilter
     from service.settings import Settings
 
     settings = Settings.from_env(
@@ -36,7 +37,16 @@ def serve(args: argparse.Namespace) -> int:
     )
     if not settings.models_dir.is_dir():
         raise ValueError(f"models folder not found: {settings.models_dir}")
-    logging.getLogger("service").setLevel(logging.INFO)
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    service_log = logging.getLogger("service")
+    service_log.setLevel(logging.INFO)
+    service_log.addHandler(handler)
+    service_log.propagate = False  # one line per record, in this format
     print(f"serving {settings.models_dir} at http://{settings.host}:{settings.port}/ (API docs: /schema)", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=30)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=30,
+        access_log=False,  # service.access logs each request with its ID instead
+    )
     return 0

@@ -209,3 +209,17 @@ def test_metrics_count_requests_batches_tokens_and_refusals(live_server):
     assert {dict(k[1])["status_code"] for k in ok} >= {"200", "404"}
     assert any(k[0] == "translate_http_request_duration_seconds_bucket" for k in after)
     assert ("translate_queue_texts", model) in after
+
+
+def test_request_ids_are_kept_or_made_and_logged(client, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="service.access"):
+        given = client.post("/v1/translate", json={"model": "lstm", "text": "Ein Hund."}, headers={"X-Request-ID": "abc-123"})
+        made = client.get("/health")
+        forged = client.get("/health", headers={"X-Request-ID": "x\n2026 ERROR fake line"})
+    assert given.headers["x-request-id"] == "abc-123"
+    assert len(made.headers["x-request-id"]) == 32 and forged.headers["x-request-id"] != "x\n2026 ERROR fake line"
+    lines = [(r.getMessage(), r.request_id) for r in caplog.records if r.name == "service.access"]
+    assert any(line.startswith("POST /v1/translate 200") and rid == "abc-123" for line, rid in lines), lines
+    assert any(rid == made.headers["x-request-id"] for _, rid in lines)
