@@ -223,3 +223,26 @@ def test_request_ids_are_kept_or_made_and_logged(client, caplog):
     lines = [(r.getMessage(), r.request_id) for r in caplog.records if r.name == "service.access"]
     assert any(line.startswith("POST /v1/translate 200") and rid == "abc-123" for line, rid in lines), lines
     assert any(rid == made.headers["x-request-id"] for _, rid in lines)
+
+
+def test_a_killed_inference_process_is_replaced(models_dir):
+    """A worker process that dies (the OOM killer, a crash) costs no request: the pool is replaced, the batch retried."""
+    import os
+    import signal
+
+    import httpx
+
+    from tests.service.conftest import LiveServer
+
+    with LiveServer(Settings(models_dir=models_dir, workers=1)) as server, \
+            httpx.Client(base_url=server.url, timeout=60) as http:
+        body = {"model": "transformer", "text": SENTENCES[0]}
+        first = http.post("/v1/translate", json=body)
+        assert first.status_code == 200
+        inference = server.app.dependencies["batchers"].dependency()["transformer"].translate.func.__self__
+        before = set(inference._executor._processes)
+        for pid in before:
+            os.kill(pid, signal.SIGKILL)
+        again = http.post("/v1/translate", json=body)
+        assert again.status_code == 200 and again.json()["translations"] == first.json()["translations"]
+        assert set(inference._executor._processes).isdisjoint(before)
