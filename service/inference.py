@@ -2,8 +2,8 @@
 
 On the CPU each worker is a process of its own that loads every served model once and decodes one batch at a time
 with one thread: the search's many small tensor operations each take Python's lock, so worker threads inside the
-server process wait on each other and on the event loop (measured with beam 5 and 16 clients: 54 req/s with two
-threads, see scripts/bench_service.py for processes). A GPU is shared by threads of the server process instead
+server process wait on each other and on the event loop (scripts/bench_service.py, int8, beam 5, 16 clients:
+53.8 req/s with two threads, 57.6-77.2 with two processes over several runs). A GPU is shared by threads of the server process instead
 (one CUDA context). The workers are spawned (not forked: the server process already runs threads), ignore Ctrl-C
 (the server stops them), and a pool whose process died is replaced, the batch retried once.
 """
