@@ -25,7 +25,7 @@ import torch
 from translate.checkpoint import Checkpoint
 from translate.decoding import Hypothesis, SearchConfig
 from translate.errors import CheckpointError, ConfigError
-from translate.runfolder import write_atomic
+from translate.runfolder import run_of, write_atomic
 from translate.tokenizer import PAD_ID, TokenizerPair
 
 log = logging.getLogger(__name__)
@@ -249,12 +249,13 @@ class CTranslate2Engine:
 
 
 def ensure_export(checkpoint: Path, quantization: str) -> Path:
-    """The CTranslate2 export of a run's checkpoint, kept in the run folder (`ctranslate2-{quantization}/`) and made
-    again when the checkpoint is newer."""
+    """The CTranslate2 export of a run's checkpoint, kept in its run folder, made again when the checkpoint is newer
+    or the export is of an older format."""
     from translate.checkpoint import load_checkpoint
 
-    folder = Path(checkpoint).parent / f"ctranslate2-{quantization}"
-    if not is_export(folder) or (folder / "model.bin").stat().st_mtime < Path(checkpoint).stat().st_mtime or _adds_eos(folder):
+    folder = run_of(checkpoint).ctranslate2(quantization)
+    stale = not is_export(folder) or (folder / "model.bin").stat().st_mtime < Path(checkpoint).stat().st_mtime
+    if stale or _adds_eos(folder):
         log.info("exporting %s to CTranslate2 (%s) in %s", checkpoint, quantization, folder)
         export_ctranslate2(load_checkpoint(checkpoint), folder, quantization)
     return folder

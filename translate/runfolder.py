@@ -9,6 +9,7 @@ its records.
     RUN/eval/{split}.beam{k}[.lp{x}].json / .hyp.txt   EvalResult and the hypotheses of `translate evaluate`
     RUN/eval/tuned.json   TunedResult: length penalty chosen on val (comparison)
     RUN/analysis.json     Analysis: gradient flow and attention maps (comparison)
+    RUN/ctranslate2-{int8|float32}/   the CTranslate2 export `--engine ctranslate2` made (translate.ct2)
 
 Every file is written atomically (temporary file in the same folder, fsync, rename): a kill mid-write leaves the
 previous file intact, never a truncated one.
@@ -96,6 +97,9 @@ class RunFolder:
     analysis = property(lambda self: self.path / "analysis.json")
     eval_dir = property(lambda self: self.path / "eval")
     tuned = property(lambda self: self.path / "eval" / "tuned.json")
+
+    def ctranslate2(self, quantization: str) -> Path:
+        return self.path / f"ctranslate2-{quantization}"
 
     def eval_json(self, split: str, beam: int, length_penalty: float = 1.0) -> Path:
         return eval_files(self.eval_dir, split, beam, length_penalty)[0]
