@@ -132,18 +132,23 @@ class _ForkedWorkers:
         """Results as the workers finish them (any order); each worker takes the next task when it is done."""
         with self.lock:
             pending, busy = collections.deque(tasks), []
-            for conn in self.conns:
-                if pending:
-                    conn.send(pending.popleft())
-                    busy.append(conn)
-            while busy:
-                for conn in multiprocessing.connection.wait(busy):
-                    result = _receive(conn)
+            try:
+                for conn in self.conns:
                     if pending:
                         conn.send(pending.popleft())
-                    else:
+                        busy.append(conn)
+                while busy:
+                    for conn in multiprocessing.connection.wait(busy):
                         busy.remove(conn)
-                    yield result
+                        result = _receive(conn)
+                        if pending:
+                            conn.send(pending.popleft())
+                            busy.append(conn)
+                        yield result
+            finally:  # a failed or abandoned call: its other workers' results must not reach the next call
+                for conn in busy:
+                    with contextlib.suppress(Exception):
+                        conn.recv()
 
     def close(self) -> None:
         for conn, proc in zip(self.conns, self.procs):

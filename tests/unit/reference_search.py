@@ -1,5 +1,6 @@
 """The search as it was before its bookkeeping moved into tensor operations: the slow reference the fast one is
-checked against (same hypotheses, or one at least as good). Kept verbatim but for this docstring.
+checked against (same hypotheses, or one at least as good). Kept verbatim but for this docstring and its records
+(Hypothesis, SearchConfig), which it shares with `translate.decoding`.
 
 Batched greedy and beam search over any `Seq2Seq`, through its interface alone.
 
@@ -11,27 +12,11 @@ batch (their rows are dropped from the state), so a batch costs what its unfinis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from translate.decoding import Hypothesis, SearchConfig
 from translate.models.base import Seq2Seq, State
 from translate.tokenizer import BOS_ID, EOS_ID
-
-
-@dataclass
-class Hypothesis:
-    tokens: list[int]  # output ids, without BOS and EOS
-    score: float  # sum of token log-probabilities (EOS included when produced)
-    attention: torch.Tensor | None  # (len(tokens), S) attention over source positions, or None
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    beam_size: int = 5  # 1 = greedy
-    length_penalty: float = 1.0  # beam hypotheses are ranked by score / length ** length_penalty
-    max_len_ratio: float = 1.5  # at most ratio * source tokens + max_len_extra output tokens
-    max_len_extra: int = 10
 
 
 def max_output_lengths(src_mask: torch.Tensor, cfg: SearchConfig) -> list[int]:
