@@ -164,3 +164,18 @@ def test_int8_linear_is_close_to_float():
         expected, got = linear(x), q(x)
     assert got.shape == expected.shape == (7, 5, 300)
     assert (got - expected).abs().max() < 0.02 * expected.abs().max()
+
+
+def test_a_failed_search_leaves_the_workers_ready_for_the_next():
+    """A batch that fails in a worker raises in the caller; the next search gets its own results, not stale ones."""
+    from translate.engine import TorchEngine
+
+    model = small_model("transformer", {}, seed=4)
+    cfg = SearchConfig(beam_size=2)
+    good = [[5, 6, 7, 8]] * 30 + [[9, 10]] * 30 + [[11, 12, 13, 14, 15, 16]] * 30
+    engine = TorchEngine(model, torch.device("cpu"), workers=2)
+    with pytest.raises((IndexError, RuntimeError)):
+        engine.search(good + [[10_000] * 12], cfg, False, max_tokens=64)  # beyond the vocabulary: the first batch fails
+    expected = TorchEngine(model, torch.device("cpu"), workers=1).search(good, cfg, False, max_tokens=64)
+    got = engine.search(good, cfg, False, max_tokens=64)
+    assert [h[0].tokens for h in got] == [h[0].tokens for h in expected]
