@@ -31,6 +31,11 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def _report_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the models could not be served", exc_info=task.exception())
+
+
 class MetricsController(PrometheusController):
     """GET /metrics: Prometheus text format (requests and latency by route and status, and `service.metrics`)."""
 
@@ -67,6 +72,7 @@ def create_app(settings: Settings) -> Litestar:
 
         loop = asyncio.get_running_loop()
         loading = loop.create_task(load())
+        loading.add_done_callback(_report_failure)  # /ready stays 503; the log says why
         try:
             yield
         finally:

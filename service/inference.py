@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -39,9 +40,10 @@ def _start_worker(settings: Settings) -> None:
     _WORKER_REGISTRY = registry
 
 
-def _loaded() -> list[str]:
-    time.sleep(0.2)  # hold this worker a moment, so the next warm-up call starts another process
-    return sorted(_WORKER_REGISTRY.translators) if _WORKER_REGISTRY else []
+def _loaded() -> tuple[int, list[str]]:
+    """This worker's process id and models (it has loaded them: the initializer runs before any call)."""
+    time.sleep(0.05)  # keep this worker busy a moment, so the other calls of a round go to the others
+    return os.getpid(), sorted(_WORKER_REGISTRY.translators) if _WORKER_REGISTRY else []
 
 
 def _translate_in_worker(name: str, texts: list[str], beam_size: int, attention: bool) -> list[Translation]:
@@ -73,10 +75,12 @@ class Inference:
     async def start(self) -> None:
         """Start every worker and wait until each has loaded the models (the server is not ready before)."""
         if self.processes:
-            loop = asyncio.get_running_loop()
-            loaded = await asyncio.gather(*(loop.run_in_executor(self._executor, _loaded) for _ in range(self.workers)))
-            if any(names != sorted(self.registry.translators) for names in loaded):
-                log.warning("a worker process loaded %s, the server %s", loaded, sorted(self.registry.translators))
+            loop, ready = asyncio.get_running_loop(), {}
+            while len(ready) < self.workers:  # rounds of calls until every process has answered one
+                calls = (loop.run_in_executor(self._executor, _loaded) for _ in range(self.workers))
+                ready.update(await asyncio.gather(*calls))
+            if any(names != sorted(self.registry.translators) for names in ready.values()):
+                log.warning("worker processes loaded %s, the server %s", ready, sorted(self.registry.translators))
         log.info("inference: %s", self.layout)
 
     async def translate(self, name: str, texts: list[str], beam_size: int, attention: bool) -> list[Translation]:
