@@ -58,11 +58,13 @@ class CTranslate2:
     def __init__(self, folder: Path, tokenizers, sources: list[str]):
         import ctranslate2
 
+        from translate.tokenizer import EOS_PIECE
+
         self.workers = len(os.sched_getaffinity(0))
         self.translator = ctranslate2.Translator(str(folder), device="cpu", inter_threads=self.workers, intra_threads=1)
         # Each source ends with EOS, as our exports expect (translate/ct2.py).
         self.tokenizers = tokenizers
-        self.pieces = [tokenizers.src.pieces(i) + ["</s>"] for i in tokenizers.src.encode(sources)]
+        self.pieces = [tokenizers.src.pieces(i) + [EOS_PIECE] for i in tokenizers.src.encode(sources)]
         self.batch: dict[int, int] = {}
 
     @property

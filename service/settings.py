@@ -18,7 +18,7 @@ class Settings:
     models_dir: Path = Path("runs")  # every run folder (or .pt file) under it is served
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 0  # inference workers shared by all models, one thread each; 0: one per core
+    workers: int = 0  # inference worker processes (threads on a GPU) shared by all models; 0: one per core
     device: str = "cpu"  # auto | cpu | cuda
     engine: str = "torch"  # torch (every architecture) | ctranslate2 (Transformers; the others stay on torch)
     quantize: str = "none"  # none | int8 | bf16: reduced precision for inference

@@ -26,7 +26,7 @@ from translate.checkpoint import Checkpoint
 from translate.decoding import Hypothesis, SearchConfig
 from translate.errors import CheckpointError, ConfigError
 from translate.runfolder import run_of, write_atomic
-from translate.tokenizer import PAD_ID, TokenizerPair
+from translate.tokenizer import EOS_PIECE, PAD_ID, TokenizerPair
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class CTranslate2Engine:
         self, src_ids: Sequence[Sequence[int]], cfg: SearchConfig, need_attention: bool, max_tokens: int = 4096,
         progress: Callable[[int], None] | None = None,
     ) -> list[list[Hypothesis]]:
-        src = [self.tokenizers.src.pieces(ids) + (["</s>"] if self.append_eos else []) for ids in src_ids]
+        src = [self.tokenizers.src.pieces(ids) + ([EOS_PIECE] if self.append_eos else []) for ids in src_ids]
         longest = max((len(s) for s in src), default=0) + (not self.append_eos)
         max_length = int(longest * cfg.max_len_ratio + cfg.max_len_extra)  # one limit per call, not per sentence
         results = self.translator.translate_batch(

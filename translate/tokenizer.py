@@ -22,6 +22,7 @@ PAD_ID = 0
 UNK_ID = 1
 BOS_ID = 2
 EOS_ID = 3
+EOS_PIECE = "</s>"  # SentencePiece's piece for EOS_ID
 
 
 class Tokenizer:

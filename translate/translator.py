@@ -24,11 +24,10 @@ from translate.inference import QUANTIZE, prepare_for_inference
 from translate.models import Seq2Seq, count_parameters
 from translate.records import EvalResult, ValidationRecord
 from translate.runfolder import resolve_checkpoint, run_of
-from translate.tokenizer import TokenizerPair
+from translate.tokenizer import EOS_PIECE, TokenizerPair
 
 log = logging.getLogger(__name__)
 
-EOS_PIECE = "</s>"
 ENGINES = ("torch", "ctranslate2")
 MAX_SRC_TOKENS = 1024
 
