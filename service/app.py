@@ -1,31 +1,32 @@
 """The Litestar application: `create_app(settings)`.
 
 Models load once, in a background thread started by the lifespan, so `/health` answers at once and `/ready`
-says 503 until loading is done. Shutdown lets every accepted request finish before the workers stop.
+says 503 until loading is done. SIGHUP (or `POST /admin/reload`) reloads the models folder and the keys file
+(`service.serving`). Shutdown lets every accepted request finish before the workers stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.exceptions import TooManyRequestsException
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
-from translate import default_workers
 
-from service.batching import Batcher
-from service.errors import ServiceError, error_response
-from service.inference import Inference
-from service.registry import Registry
+from service.access import ApiKeys, access_middleware
+from service.errors import ServiceError, error_response, rate_limited
 from service.request import ServiceRequest
 from service.requests_log import RequestIdMiddleware
-from service.routes import STATIC, HealthController, TranslationController, index
+from service.routes import STATIC, AdminController, HealthController, TranslationController, index
+from service.schemas import ReloadReport, complete_openapi
+from service.serving import Serving
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,58 +45,58 @@ class MetricsController(PrometheusController):
 
 
 def create_app(settings: Settings) -> Litestar:
-    registry = Registry()
-    batchers: dict[str, Batcher] = {}
+    """The service; raises ValueError or OSError for settings it cannot serve with (a bad rate limit, no keys file)."""
+    serving = Serving(settings)
+    keys = ApiKeys.configured(settings.api_keys, settings.api_keys_file)
+
+    async def reload() -> ReloadReport:
+        """The models folder and the keys file, as they are now (SIGHUP and POST /admin/reload)."""
+        problem = None
+        if keys is not None:
+            try:
+                keys.reread(settings.api_keys)
+            except OSError as e:
+                log.error("the keys file could not be read; the previous keys stay: %s", e)
+                problem = f"could not be read ({e}); the previous keys stay"
+        report = await serving.reload()
+        if problem is not None:
+            report.failed["keys file"] = problem
+        return report
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        workers = settings.workers or default_workers()
-        free_workers = asyncio.Semaphore(workers)
-        inference: Inference | None = None
-
-        async def load() -> None:
-            nonlocal inference
-            s = settings
-            await asyncio.to_thread(registry.load, s.models_dir, s.device, s.engine, s.quantize)
-            if registry.translators:
-                inference = Inference(settings, registry, workers)
-                await inference.start()
-            for name in registry.translators:
-                batcher = Batcher(
-                    name, partial(inference.translate, name), free_workers, settings.max_batch_size,
-                    settings.batch_wait_ms / 1000, settings.max_queue, settings.max_wait_ms / 1000,
-                )
-                batcher.start()
-                batchers[name] = batcher
-            registry.loaded = True
-            log.info("ready: %d model(s) loaded, %d failed", len(registry.translators), len(registry.errors))
-
         loop = asyncio.get_running_loop()
-        loading = loop.create_task(load())
+        loading = loop.create_task(serving.start())
         loading.add_done_callback(_report_failure)  # /ready stays 503; the log says why
+        reloads: set[asyncio.Task] = set()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, lambda: reloads.add(loop.create_task(reload())))
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread (tests), or no SIGHUP here
+            log.debug("no SIGHUP reload in this process; POST /admin/reload still works")
         try:
             yield
         finally:
-            await asyncio.gather(loading, return_exceptions=True)
-            await asyncio.gather(*(b.stop() for b in batchers.values()))  # drain accepted work
-            if inference is not None:
-                inference.shutdown()
+            await asyncio.gather(loading, *reloads, return_exceptions=True)
+            await serving.stop()  # drain accepted work
 
     metrics = PrometheusConfig(app_name="translate", prefix="translate_http", group_path=True, exclude=["/metrics"])
-    return Litestar(
+    app = Litestar(
         route_handlers=[
-            HealthController, TranslationController, index, MetricsController,
+            HealthController, TranslationController, AdminController, index, MetricsController,
             create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
         ],
         dependencies={
-            "registry": Provide(lambda: registry, sync_to_thread=False),
+            "registry": Provide(lambda: serving.registry, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
-            "batchers": Provide(lambda: batchers, sync_to_thread=False),
+            "batchers": Provide(lambda: serving.batchers, sync_to_thread=False),
+            "reload": Provide(lambda: reload, sync_to_thread=False),
         },
         lifespan=[lifespan],
         request_class=ServiceRequest,
-        middleware=[RequestIdMiddleware(), metrics.middleware],
-        exception_handlers={ServiceError: error_response},
+        middleware=[RequestIdMiddleware(), metrics.middleware, *access_middleware(keys, settings.rate_limit)],
+        exception_handlers={ServiceError: error_response, TooManyRequestsException: rate_limited},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="translate", version="0.1.0", path="/schema"),
     )
+    complete_openapi(app.openapi_schema, settings.max_texts, settings.max_chars, settings.max_beam)
+    return app

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from translate import Translation
 
 from service.errors import Overloaded, QueueFull
-from service.metrics import BATCH_TEXTS, OUTPUT_TOKENS, QUEUE_TEXTS, TRANSLATED_TEXTS
+from service.metrics import BATCH_SECONDS, BATCH_TEXTS, OUTPUT_TOKENS, QUEUE_TEXTS, TRANSLATED_TEXTS
 from service.requests_log import REQUEST_ID
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,8 @@ class Batcher:
                 texts = [t for job in group for t in job.texts]
                 try:
                     BATCH_TEXTS.labels(self.name).observe(len(texts))
-                    results = await self.translate(texts, beam_size, attention)
+                    with BATCH_SECONDS.labels(self.name).time():
+                        results = await self.translate(texts, beam_size, attention)
                     self.batches += 1
                     TRANSLATED_TEXTS.labels(self.name).inc(len(results))
                     OUTPUT_TOKENS.labels(self.name).inc(sum(len(r.tgt_tokens) for r in results))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from translate import CHECKPOINTS
@@ -21,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--quantize", choices=("none", "int8", "bf16"), default=None,
                    help="reduced precision for inference (default: none)")
     s.add_argument("--device", default=None, help="auto | cpu | cuda (default: cpu)")
+    s.add_argument("--api-keys-file", default=None,
+                   help="require API keys: one per line (or TRANSLATE_API_KEYS=k1,k2; keys never go on the command line)")
+    s.add_argument("--rate-limit", default=None, help="requests per key (per address without keys), e.g. 60/minute")
     s.set_defaults(func=serve)
 
 
@@ -33,7 +37,8 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(
         models_dir=Path(args.models), host=args.host, port=args.port, workers=args.workers, device=args.device,
-        engine=args.engine, quantize=args.quantize,
+        engine=args.engine, quantize=args.quantize, rate_limit=args.rate_limit,
+        api_keys_file=Path(args.api_keys_file) if args.api_keys_file else None,
     )
     if not settings.models_dir.is_dir():
         raise ValueError(f"models folder not found: {settings.models_dir}")
@@ -44,7 +49,8 @@ def serve(args: argparse.Namespace) -> int:
     service_log.setLevel(logging.INFO)
     service_log.addHandler(handler)
     service_log.propagate = False  # one line per record, in this format
-    print(f"serving {settings.models_dir} at http://{settings.host}:{settings.port}/ (API docs: /schema)", flush=True)
+    print(f"serving {settings.models_dir} at http://{settings.host}:{settings.port}/ (API docs: /schema; "
+          f"kill -HUP {os.getpid()} reloads the models)", flush=True)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=30,
         access_log=False,  # service.access logs each request with its ID instead

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response
+from litestar.exceptions import TooManyRequestsException
 
 from service.metrics import REFUSED
 
@@ -33,6 +34,22 @@ class UnknownModel(ServiceError):
 
     def __init__(self, name: str, known: list[str]):
         super().__init__(f"unknown model {name!r}; known: {', '.join(known) or 'none'}", {"known": known})
+
+
+class Unauthorized(ServiceError):
+    """API keys are configured and the request has none, or one that is not among them."""
+
+    status_code = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="translate"'}
+
+
+class ClientGone(ServiceError):
+    """The client disconnected before its translation started: its texts left the queue (nginx's 499)."""
+
+    status_code = 499
+
+    def __init__(self) -> None:
+        super().__init__("the client closed the connection")
 
 
 class LimitExceeded(ServiceError):
@@ -65,6 +82,17 @@ class Overloaded(ServiceError):
         self.headers = {"Retry-After": str(max(1, round(max_wait_s)))}
 
 
+class RateLimited(ServiceError):
+    """Too many requests from one key (or address) in the configured window; Litestar's rate limiter counts."""
+
+    status_code = 429
+
+    def __init__(self, headers: dict[str, str]):
+        super().__init__(f"rate limit exceeded ({headers.get('RateLimit-Policy', '?')}); retry after "
+                         f"{headers['Retry-After']} s", {"retry_after_s": int(headers["Retry-After"])})
+        self.headers = headers
+
+
 class NotReady(ServiceError):
     status_code = 503
     headers = {"Retry-After": "2"}
@@ -74,9 +102,17 @@ class NotReady(ServiceError):
 
 
 def error_response(request: Request, exc: ServiceError) -> Response:
-    if exc.status_code in (401, 403, 429, 503):  # refusals an operator watches (bad input is the client's business)
+    if exc.status_code in (401, 429, 499, 503):  # refusals an operator watches (bad input is the client's business)
         REFUSED.labels(str(exc.status_code), type(exc).__name__).inc()
     body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
     if exc.extra is not None:
         body["extra"] = exc.extra
     return Response(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def rate_limited(request: Request, exc: TooManyRequestsException) -> Response:
+    """Litestar's rate limiter refused the request: 429 in the service's shape, with Retry-After."""
+    headers = dict(exc.headers or {})
+    headers["Retry-After"] = str(max(1, int(headers.get("RateLimit-Reset", "1"))))
+    return error_response(request, RateLimited(headers))
+

@@ -16,11 +16,14 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
-from translate import Translation, pin_threads, pick_device
+from translate import TranslateError, Translation, Translator, pin_threads, pick_device
 
 from service.registry import Registry
 from service.settings import Settings
@@ -30,13 +33,32 @@ log = logging.getLogger(__name__)
 _WORKER_REGISTRY: Registry | None = None  # in a worker process: the models it serves
 
 
-def _start_worker(settings: Settings) -> None:
+@dataclass(frozen=True)
+class WorkerPlan:
+    """What a worker process serves: runs to load from disk, and old versions the server kept (pickled over)."""
+
+    settings: Settings
+    paths: dict[str, Path]
+    kept: dict[str, Translator]
+
+    @classmethod
+    def of(cls, settings: Settings, registry: Registry) -> WorkerPlan:
+        paths = {name: path for name, path in registry.sources.items() if name not in registry.kept}
+        return cls(settings, paths, {name: registry.translators[name] for name in registry.kept})
+
+
+def _start_worker(plan: WorkerPlan) -> None:
     """A worker process's initializer: one thread, no Ctrl-C, the models loaded."""
     global _WORKER_REGISTRY
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     pin_threads(1)
-    registry = Registry()
-    registry.load(settings.models_dir, settings.device, settings.engine, settings.quantize)
+    s, registry = plan.settings, Registry()
+    for name, path in plan.paths.items():
+        try:
+            registry.translators[name] = Registry.load_one(path, s.device, s.engine, s.quantize)
+        except (TranslateError, OSError, RuntimeError) as e:  # changed since the server loaded it: its batches fail
+            log.error("worker %d: model %s failed to load: %s", os.getpid(), name, e)
+    registry.translators.update(plan.kept)
     _WORKER_REGISTRY = registry
 
 
@@ -56,32 +78,55 @@ def _translate_here(registry: Registry, name: str, texts: list[str], beam_size: 
 
 
 class Inference:
-    """`workers` batches computed side by side, by processes (CPU) or threads of this process (GPU)."""
+    """`workers` batches computed side by side, by processes (CPU) or threads of this process (GPU).
+
+    `replace` swaps in workers serving a reloaded registry: the new ones load first, batches already running finish
+    on the old ones, which stop afterwards.
+    """
 
     def __init__(self, settings: Settings, registry: Registry, workers: int):
         self.settings, self.registry, self.workers = settings, registry, workers
         self.processes = pick_device(settings.device).type == "cpu"
         self.layout = f"{workers} {'processes' if self.processes else 'threads'} x 1 thread"
-        self._executor: Executor = self._new_executor()
+        self._executor: Executor | None = None
 
-    def _new_executor(self) -> Executor:
+    def _new_executor(self, registry: Registry) -> Executor:
         if self.processes:
             return ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                initargs=(self.settings,),
+                initargs=(WorkerPlan.of(self.settings, registry),),
             )
         return ThreadPoolExecutor(self.workers, thread_name_prefix="inference", initializer=pin_threads, initargs=(1,))
 
-    async def start(self) -> None:
-        """Start every worker and wait until each has loaded the models (the server is not ready before)."""
+    async def _started(self, registry: Registry) -> Executor:
+        """New workers for `registry`, once each has loaded the models."""
+        executor = self._new_executor(registry)
         if self.processes:
             loop, ready = asyncio.get_running_loop(), {}
-            while len(ready) < self.workers:  # rounds of calls until every process has answered one
-                calls = (loop.run_in_executor(self._executor, _loaded) for _ in range(self.workers))
-                ready.update(await asyncio.gather(*calls))
-            if any(names != sorted(self.registry.translators) for names in ready.values()):
-                log.warning("worker processes loaded %s, the server %s", ready, sorted(self.registry.translators))
+            try:
+                while len(ready) < self.workers:  # rounds of calls until every process has answered one
+                    calls = (loop.run_in_executor(executor, _loaded) for _ in range(self.workers))
+                    ready.update(await asyncio.gather(*calls))
+            except BaseException:
+                executor.shutdown(wait=False, cancel_futures=True)
+                raise
+            if any(names != sorted(registry.translators) for names in ready.values()):
+                log.warning("worker processes loaded %s, the server %s", ready, sorted(registry.translators))
+        return executor
+
+    async def start(self) -> None:
+        """Start every worker and wait until each has loaded the models (the server is not ready before)."""
+        self._executor = await self._started(self.registry)
         log.info("inference: %s", self.layout)
+
+    async def replace(self, registry: Registry, before_swap: Callable[[], Awaitable[None]]) -> None:
+        """Serve `registry` from new workers, once they are ready and `before_swap` is done; the old workers finish
+        their running batches, then stop."""
+        executor = await self._started(registry)
+        await before_swap()
+        old, self._executor, self.registry = self._executor, executor, registry
+        if old is not None:
+            await asyncio.to_thread(old.shutdown, wait=True)
 
     async def translate(self, name: str, texts: list[str], beam_size: int, attention: bool) -> list[Translation]:
         loop = asyncio.get_running_loop()
@@ -94,9 +139,10 @@ class Inference:
         except BrokenProcessPool:
             if self._executor is executor:  # the first batch to notice replaces the pool; the others reuse the new one
                 log.error("an inference process died (out of memory?): starting new ones and retrying the batch once")
-                self._executor = self._new_executor()
+                self._executor = self._new_executor(self.registry)
                 executor.shutdown(wait=False, cancel_futures=True)
             return await loop.run_in_executor(self._executor, _translate_in_worker, name, texts, beam_size, attention)
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)

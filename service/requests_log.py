@@ -57,5 +57,6 @@ class RequestIdMiddleware(ASGIMiddleware):
             await next_app(scope, receive, send_with_id)
         finally:
             ms = (time.perf_counter() - start) * 1000
-            log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, ms)
+            caller = scope.get("auth") or "-"  # the API key's ID (service.access), never the key
+            log.info("%s %s %d %.1f ms %s", scope["method"], scope["path"], status, ms, caller)
             REQUEST_ID.reset(token)

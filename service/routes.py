@@ -1,29 +1,46 @@
-"""HTTP routes: health and readiness, models, translate, compare, and the page.
+"""HTTP routes: health and readiness, models, translate, compare, reload, and the page.
 
-Handlers raise the domain errors of `service.errors`; `create_app` maps them to responses.
+Handlers raise the domain errors of `service.errors`; `create_app` maps them to responses. Every refusal a route
+can give is documented in the OpenAPI schema (`refusals`), so clients and schemathesis know what to expect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 from litestar.response import File
 
 from service.batching import Batcher
-from service.errors import BadRequest, LimitExceeded, NotReady
+from service.errors import LimitExceeded, NotReady
 from service.registry import Registry
+from service.request import ServiceRequest
 from service.schemas import (
-    CompareRequest, CompareResponse, ModelInfo, ModelsResponse, ReadyStatus, Status, TranslateRequest,
-    TranslateResponse, TranslationOut,
+    CompareRequest, CompareResponse, ErrorBody, ModelInfo, ModelsResponse, ReadyStatus, ReloadReport, Status,
+    TranslateRequest, TranslateResponse, TranslationOut,
 )
 from service.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
+
+REFUSALS = {
+    400: "the body is not JSON of the documented shape",
+    401: "API keys are configured and the request has no valid `Authorization: Bearer KEY`",
+    404: "unknown model (the body lists the known ones)",
+    422: "a configured limit is exceeded (texts, characters, beam size): `extra` names it",
+    429: "the caller's rate limit is used up: retry after `Retry-After` seconds",
+    503: "models still loading, or the model is overloaded: retry after `Retry-After` seconds",
+}
+
+
+def refusals(*codes: int) -> dict[int, ResponseSpec]:
+    return {code: ResponseSpec(ErrorBody, description=REFUSALS[code]) for code in codes}
 
 
 def check_limits(settings: Settings, texts: list[str], beam_size: int) -> None:
@@ -40,10 +57,10 @@ def check_limits(settings: Settings, texts: list[str], beam_size: int) -> None:
 
 
 async def translate_with(
-    batchers: dict[str, Batcher], name: str, texts: list[str], beam_size: int, attention: bool
+    request: ServiceRequest, batchers: dict[str, Batcher], name: str, texts: list[str], beam_size: int, attention: bool,
 ) -> TranslateResponse:
     start = time.perf_counter()
-    results = await batchers[name].submit(texts, beam_size, attention)
+    results = await request.unless_disconnected(batchers[name].submit(texts, beam_size, attention))
     return TranslateResponse(
         model=name,
         translations=[TranslationOut(r.text, r.src_tokens, r.tgt_tokens, r.attention) for r in results],
@@ -56,7 +73,7 @@ class HealthController(Controller):
     async def health(self) -> Status:
         return Status("ok")
 
-    @get("/ready")
+    @get("/ready", responses={503: ResponseSpec(ReadyStatus, description="loading, or no model could be loaded")})
     async def ready(self, registry: NamedDependency[Registry]) -> Response[ReadyStatus]:
         if not registry.loaded:
             return Response(ReadyStatus("loading", [], {}), status_code=503, headers={"Retry-After": "2"})
@@ -67,7 +84,7 @@ class HealthController(Controller):
 class TranslationController(Controller):
     path = "/v1"
 
-    @get("/models")
+    @get("/models", responses=refusals(401, 429, 503))
     async def models(self, registry: NamedDependency[Registry]) -> ModelsResponse:
         if not registry.loaded:
             raise NotReady()
@@ -76,24 +93,22 @@ class TranslationController(Controller):
             for name, t in sorted(registry.translators.items())
         ])
 
-    @post("/translate", status_code=200)
+    @post("/translate", status_code=200, responses=refusals(400, 401, 404, 422, 429, 503))
     async def translate(
-        self, data: JSONBody[TranslateRequest], registry: NamedDependency[Registry], settings: NamedDependency[Settings],
-        batchers: NamedDependency[dict[str, Batcher]],
+        self, request: ServiceRequest, data: JSONBody[TranslateRequest], registry: NamedDependency[Registry],
+        settings: NamedDependency[Settings], batchers: NamedDependency[dict[str, Batcher]],
     ) -> TranslateResponse:
         if not registry.loaded:
             raise NotReady()
-        if (data.texts is None) == (data.text is None):
-            raise BadRequest("give either 'texts' (a list) or 'text' (one string)")
-        texts = data.texts if data.texts is not None else [data.text]
+        texts = data.all_texts
         check_limits(settings, texts, data.beam_size)
         registry.get(data.model)
-        return await translate_with(batchers, data.model, texts, data.beam_size, data.return_attention)
+        return await translate_with(request, batchers, data.model, texts, data.beam_size, data.return_attention)
 
-    @post("/compare", status_code=200)
+    @post("/compare", status_code=200, responses=refusals(400, 401, 404, 422, 429, 503))
     async def compare(
-        self, data: JSONBody[CompareRequest], registry: NamedDependency[Registry], settings: NamedDependency[Settings],
-        batchers: NamedDependency[dict[str, Batcher]],
+        self, request: ServiceRequest, data: JSONBody[CompareRequest], registry: NamedDependency[Registry],
+        settings: NamedDependency[Settings], batchers: NamedDependency[dict[str, Batcher]],
     ) -> CompareResponse:
         if not registry.loaded:
             raise NotReady()
@@ -103,8 +118,21 @@ class TranslationController(Controller):
             raise LimitExceeded(f"too many models: {len(names)}", "max_texts", settings.max_texts)
         for name in names:
             registry.get(name)
-        results = await asyncio.gather(*(translate_with(batchers, n, [data.text], data.beam_size, True) for n in names))
+        results = await asyncio.gather(
+            *(translate_with(request, batchers, n, [data.text], data.beam_size, True) for n in names)
+        )
         return CompareResponse(data.text, list(results))
+
+
+class AdminController(Controller):
+    path = "/admin"
+
+    @post("/reload", status_code=200, responses=refusals(401, 429))
+    async def reload(self, reload: NamedDependency[Callable[[], Awaitable[ReloadReport]]]) -> ReloadReport:
+        """Re-read the models folder and the keys file (as SIGHUP does): new runs are added, changed ones replaced,
+        removed ones dropped; nothing in flight fails, and a run whose new files fail to load keeps serving its old
+        version."""
+        return await reload()
 
 
 @get("/", include_in_schema=False)

@@ -1,20 +1,38 @@
-"""Request and response bodies: plain msgspec structs; unknown fields are refused."""
+"""Request and response bodies: plain msgspec structs; unknown fields are refused.
+
+The OpenAPI schema says what the server does (schemathesis checks it, tests/service/test_fuzz.py): Litestar derives
+it from these structs, and `complete_openapi` adds what msgspec enforces that Litestar leaves out (refused unknown
+fields, the constraints of `openapi_extra` checked in `__post_init__`) and the configured limits.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 import msgspec
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.openapi.spec import OpenAPI, Schema
+from msgspec import UNSET, UnsetType
 
 BeamSize = Annotated[int, msgspec.Meta(ge=1, description="beam size; 1 = greedy search")]
 
 
 class TranslateRequest(msgspec.Struct, forbid_unknown_fields=True):
     model: str
-    texts: list[str] | None = None
-    text: str | None = None  # one sentence, instead of texts
+    texts: list[str] | UnsetType = UNSET
+    text: str | UnsetType = UNSET  # one sentence, instead of texts
     beam_size: BeamSize = 5
     return_attention: bool = False
+
+    openapi_extra: ClassVar[dict[str, Any]] = {"oneOf": [{"required": ["texts"]}, {"required": ["text"]}]}
+
+    def __post_init__(self) -> None:
+        if (self.texts is UNSET) == (self.text is UNSET):
+            raise ValueError("give either 'texts' (a list) or 'text' (one string)")
+
+    @property
+    def all_texts(self) -> list[str]:
+        return [self.text] if isinstance(self.text, str) else self.texts
 
 
 class CompareRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -41,13 +59,24 @@ class CompareResponse(msgspec.Struct):
     results: list[TranslateResponse]
 
 
+class Score(msgspec.Struct, omit_defaults=True):
+    """One evaluation of a model: an `evaluate` result, or the validation that chose its checkpoint."""
+
+    bleu: float
+    chrf: float
+    split: str
+    beam: int
+    n_sentences: int | None = None  # evaluations
+    step: int | None = None  # the validation
+
+
 class ModelInfo(msgspec.Struct):
     name: str
     arch: str
     src_lang: str
     tgt_lang: str
     parameters: int
-    metrics: dict[str, dict[str, float | int | str]]  # e.g. {"test_2016_flickr.beam5": {"bleu": .., "chrf": .., "split": ..}}
+    metrics: dict[str, Score]  # e.g. {"test_2016_flickr.beam5": ..., "validation": ...}
 
 
 class ModelsResponse(msgspec.Struct):
@@ -62,3 +91,46 @@ class ReadyStatus(msgspec.Struct):
     status: str  # ready | loading | no models
     models: list[str]
     errors: dict[str, str]  # run name -> why it failed to load
+
+
+class ReloadReport(msgspec.Struct):
+    added: list[str]
+    replaced: list[str]  # their checkpoints changed
+    removed: list[str]
+    unchanged: list[str]
+    failed: dict[str, str]  # run name -> why (a run that was served before keeps its previous version)
+
+
+class ErrorBody(msgspec.Struct):
+    """Every refusal: the status code again, a sentence saying why, and details (limits, known models...)."""
+
+    status_code: int
+    detail: str
+    extra: dict[str, Any] | list[Any] | None = None
+
+
+REQUESTS = (TranslateRequest, CompareRequest)
+
+
+def complete_openapi(openapi: OpenAPI, max_texts: int, max_chars: int, max_beam: int) -> None:
+    """Add to Litestar's schema what the server enforces beyond the types (requests breaking it get 400 or 422)."""
+    schemas = openapi.components.schemas
+    for struct in REQUESTS:
+        schema = schemas[struct.__name__]
+        schema.additional_properties = not struct.__struct_config__.forbid_unknown_fields
+        if one_of := getattr(struct, "openapi_extra", {}).get("oneOf"):
+            schema.one_of = [Schema(required=option["required"]) for option in one_of]
+        props = schema.properties
+        props["beam_size"].maximum = max_beam
+        for name in ("text", "texts", "models"):
+            for option in _options(props.get(name)):
+                if option.type == OpenAPIType.STRING:  # one text
+                    option.max_length = max_chars
+                elif option.type == OpenAPIType.ARRAY:  # texts, or model names
+                    option.max_items = max_texts
+                    if name == "texts":
+                        option.items.max_length = max_chars
+
+
+def _options(schema: Schema | None) -> list[Schema]:
+    return [] if schema is None else schema.one_of or [schema]

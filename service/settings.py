@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from translate import decode_settings
@@ -30,6 +30,13 @@ class Settings:
     batch_wait_ms: float = 5.0  # how long a batch waits for more requests to join it
     max_queue: int = 512  # texts waiting per model; beyond it requests get 503 with Retry-After
     max_wait_ms: float = 1000.0  # a request no batch has started by then gets 503 with Retry-After
+    api_keys: str = field(default="", repr=False)  # comma-separated; with keys (or a keys file) requests need one
+    api_keys_file: Path | None = None  # one key per line ('#' comments); read at start and on reload
+    rate_limit: str = ""  # e.g. 60/minute: requests per key (per client address without keys); empty: no limit
+
+    def __post_init__(self) -> None:
+        if self.batch_wait_ms >= self.max_wait_ms:  # every request would wait out the deadline in the batch window
+            raise ValueError(f"batch_wait_ms ({self.batch_wait_ms}) must be below max_wait_ms ({self.max_wait_ms})")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:

@@ -4,6 +4,7 @@ Public API (what the service and scripts use):
     Translator, Translation        load a run and translate text, with attention
     train, RunConfig               train a model into a run folder
     RunFolder, find_runs           a run folder's layout and records; the runs under a folder
+    resolve_checkpoint             the checkpoint file a run folder serves
     read_parallel                  read a parallel corpus
     score, evaluate_run            sacreBLEU BLEU/chrF
     ARCHS, build_model             the model registry
@@ -16,7 +17,7 @@ from translate.errors import CheckpointError, ConfigError, CorpusError, Training
 from translate.evaluation import evaluate_run, score
 from translate.models import ARCHS, build_model
 from translate.records import EvalResult, TrainSummary, ValidationRecord
-from translate.runfolder import CHECKPOINTS, RunFolder, find_runs
+from translate.runfolder import CHECKPOINTS, RunFolder, find_runs, resolve_checkpoint
 from translate.settings import decode_settings
 from translate.training import train
 from translate.engine import default_workers, pin_threads
@@ -28,6 +29,6 @@ __all__ = [
     "ARCHS", "CHECKPOINTS", "CheckpointError", "ConfigError", "CorpusError", "EvalResult", "RunConfig", "RunFolder",
     "TrainSummary", "TrainingInterrupted", "TranslateError", "Translation", "Translator", "ValidationRecord",
     "build_model", "decode_settings", "default_workers", "evaluate_run", "find_runs", "pick_device", "pin_threads",
-    "read_parallel",
+    "read_parallel", "resolve_checkpoint",
     "score", "train",
 ]

@@ -3,14 +3,24 @@
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
+const KEY = "translate.apiKey";  // the API key, when the service asks for one (localStorage, this browser only)
+
 async function api(path, body) {
-  const res = await fetch(path, body === undefined ? {} : {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-  });
+  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
+  const key = localStorage.getItem(KEY);
+  if (key) headers.Authorization = `Bearer ${key}`;
+  const res = await fetch(path, body === undefined ? { headers } : { method: "POST", headers, body: JSON.stringify(body) });
   const data = await res.json().catch(() => ({}));
+  if (res.status === 401) $("#key-row").hidden = false;
   if (!res.ok) throw new Error(data.detail || `HTTP ${res.status}`);
   return data;
 }
+
+$("#use-key").addEventListener("click", () => {
+  localStorage.setItem(KEY, $("#api-key").value.trim());
+  $("#key-row").hidden = true;
+  loadModels();
+});
 
 function metricText(m) {
   const keys = Object.keys(m.metrics || {});
@@ -24,7 +34,8 @@ async function loadModels() {
   const box = $("#models");
   try {
     const { models } = await api("/v1/models");
-    $("#models-status").remove();
+    box.querySelectorAll("label").forEach((l) => l.remove());
+    $("#models-status")?.remove();
     if (!models.length) box.append("no models loaded");
     for (const m of models) {
       const label = document.createElement("label");
@@ -35,7 +46,7 @@ async function loadModels() {
     }
     if (models[0]) $("#langs").textContent = `(${models[0].src_lang} → ${models[0].tgt_lang})`;
   } catch (e) {
-    $("#models-status").textContent = `could not load models: ${e.message}`;
+    if ($("#models-status")) $("#models-status").textContent = `could not load models: ${e.message}`;
   }
 }
 

@@ -246,3 +246,29 @@ def test_a_killed_inference_process_is_replaced(models_dir):
         again = http.post("/v1/translate", json=body)
         assert again.status_code == 200 and again.json()["translations"] == first.json()["translations"]
         assert set(inference._executor._processes).isdisjoint(before)
+
+
+def test_a_client_that_disconnects_leaves_the_queue(models_dir):
+    """Its texts are never translated: the job is dropped while it waits for its batch (here, a long window)."""
+    import httpx
+    from prometheus_client import REGISTRY
+
+    from tests.service.conftest import LiveServer
+
+    def texts() -> float:
+        return REGISTRY.get_sample_value("translate_texts_total", {"model": "lstm"}) or 0.0
+
+    def gone() -> float:
+        return REGISTRY.get_sample_value("translate_refused_requests_total", {"status": "499", "reason": "ClientGone"}) or 0.0
+
+    with LiveServer(Settings(models_dir=models_dir, workers=1, batch_wait_ms=1500, max_wait_ms=5000)) as server:
+        texts_before, gone_before = texts(), gone()
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up after 0.3 s, inside the batch window
+            httpx.post(f"{server.url}/v1/translate", json={"model": "lstm", "texts": ["Ein Hund."] * 3}, timeout=0.3)
+        deadline = time.monotonic() + 10
+        while gone() == gone_before:
+            assert time.monotonic() < deadline, "the disconnect was not noticed"
+            time.sleep(0.05)
+        r = httpx.post(f"{server.url}/v1/translate", json={"model": "lstm", "text": "Ein Hund."}, timeout=30)
+        assert r.status_code == 200
+        assert texts() == texts_before + 1  # only the second request's text was translated

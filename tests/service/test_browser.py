@@ -4,11 +4,14 @@ import shutil
 
 import pytest
 
+from service.settings import Settings
+from tests.service.conftest import LiveServer
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
-def page(live_server):
+def browser():
     if not shutil.which("chromium"):
         pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
     from playwright.sync_api import sync_playwright
@@ -19,9 +22,15 @@ def page(live_server):
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--no-first-run", "--disable-sync"],
         )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    yield page
+    page.close()
 
 
 def test_translate_and_heatmaps_render(page, live_server, tmp_path):
@@ -51,3 +60,21 @@ def test_translate_and_heatmaps_render(page, live_server, tmp_path):
     boxes = [cards.nth(i).bounding_box() for i in range(3)]
     assert boxes[0]["x"] == boxes[1]["x"] and boxes[1]["y"] > boxes[0]["y"]
     page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+
+
+def test_with_api_keys_the_page_asks_for_one_and_translates(page, models_dir):
+    with LiveServer(Settings(models_dir=models_dir, api_keys="page-key-1", workers=1)) as server:
+        page.goto(server.url + "/")
+        page.wait_for_selector("#key-row:not([hidden])")  # /v1/models answered 401: the page asks for a key
+        assert "API key" in page.locator("#models-status").inner_text()
+        page.fill("#api-key", "page-key-1")
+        page.click("#use-key")
+        page.wait_for_selector("#models input[type=checkbox]")
+        assert page.locator("#key-row").is_hidden() and page.locator("#models input[type=checkbox]").count() == 3
+        page.fill("#source", "Zwei junge weiße Männer sind im Freien in der Nähe vieler Büsche.")
+        page.click("#go")
+        page.wait_for_selector(".card .output")
+        assert page.locator('.card[data-model="transformer"] .output').inner_text().startswith("Two young")
+        page.reload()  # the key stays in this browser
+        page.wait_for_selector("#models input[type=checkbox]")
+        assert page.locator("#key-row").is_hidden()

@@ -1,0 +1,161 @@
+"""Overload test of the HTTP service: status codes, latency, throughput and memory at 16 vs. 256 clients.
+
+Starts `translate serve` as a separate process on 127.0.0.1 (loopback only), warms it up, then keeps N clients
+busy for a fixed time per row, each sending one Multi30k test sentence per request (beam 5) and, after a 503,
+waiting the Retry-After it was given (`--no-backoff`: retry at once). Prints one table measured in this run: the
+status codes, requests/s answered 200, latency of the 200s, and the server's memory (its own process, and with its
+inference workers) before and after each row. The bound to check: p99 of the 200s at most max_wait_ms plus one
+batch, a batch's time at that load being the p99 of the server's own `translate_batch_seconds` over the row.
+Repeating the last count (16,256,256) shows whether memory stays flat once the connections are warm.
+
+    .venv/bin/python scripts/load_service.py --models runs --model transformer-de-en --clients 16,256,256 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import gzip
+import os
+import time
+from pathlib import Path
+
+import aiohttp
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench_service import ROOT, free_port, start_server
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(this process, this process and its children) resident memory in MB, from /proc."""
+
+    def one(p: int) -> float:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    own = one(pid)
+    return own, own + sum(one(int(c)) for c in children)
+
+
+async def run_clients(url: str, model: str, sentences: list[str], clients: int, seconds: float, beam: int,
+                      backoff: bool) -> dict:
+    # aiohttp, not httpx, generates the load: on these two shared cores the load generator must cost far less CPU
+    # than the server it measures (httpx's async pool took ~75 % of a core at 256 clients, aiohttp a fraction).
+    statuses: collections.Counter[int] = collections.Counter()
+    ok_latencies: list[float] = []
+    stop = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=clients)
+
+    async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
+
+        async def client(k: int) -> None:
+            i = k
+            while time.monotonic() < stop:
+                body = {"model": model, "text": sentences[i % len(sentences)], "beam_size": beam}
+                t0 = time.perf_counter()
+                try:
+                    async with http.post("/v1/translate", json=body) as r:
+                        await r.read()
+                except aiohttp.ClientError:
+                    statuses[0] += 1  # 0: no answer (connection refused or dropped)
+                    continue
+                statuses[r.status] += 1
+                if r.status == 200:
+                    ok_latencies.append(time.perf_counter() - t0)
+                elif backoff and "Retry-After" in r.headers:
+                    await asyncio.sleep(min(float(r.headers["Retry-After"]), max(0.0, stop - time.monotonic())))
+                i += clients
+
+        start = time.monotonic()
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        elapsed = time.monotonic() - start
+    lat = sorted(ok_latencies)
+    pct = (lambda q: 1000 * lat[min(len(lat) - 1, int(q * len(lat)))]) if lat else (lambda q: float("nan"))
+    return {"statuses": dict(statuses), "rps": len(lat) / elapsed, "p50": pct(0.5), "p99": pct(0.99),
+            "max": 1000 * lat[-1] if lat else float("nan")}
+
+
+def batch_buckets(url: str, model: str) -> dict[float, float]:
+    """The server's histogram of batch times for `model`: upper bound (s) -> cumulative count."""
+    out = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text):
+        if family.name == "translate_batch_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket") and sample.labels["model"] == model:
+                    out[float(sample.labels["le"])] = sample.value
+    return out
+
+
+def quantile_ms(q: float, before: dict[float, float], after: dict[float, float]) -> float:
+    """Prometheus's histogram_quantile over the batches of one row (linear within the bucket)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] == 0:
+        return float("nan")
+    rank, lower, below = q * counts[-1], 0.0, 0.0
+    for bound, count in zip(bounds, counts):
+        if count >= rank:
+            upper = bound if bound != float("inf") else lower
+            return 1000 * (lower + (upper - lower) * (rank - below) / max(count - below, 1e-9))
+        lower, below = bound, count
+    return float("nan")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="runs", help="folder of runs to serve (default: runs)")
+    p.add_argument("--model", help="run name to load (default: the first served)")
+    p.add_argument("--clients", default="16,256,256", help="comma-separated concurrent client counts (default: 16,256,256)")
+    p.add_argument("--seconds", type=float, default=60, help="load time per row (default: 60)")
+    p.add_argument("--warmup", type=float, default=10, help="warm-up time at the first client count (default: 10)")
+    p.add_argument("--beam", type=int, default=5, help="beam size of each request (default: 5)")
+    p.add_argument("--no-backoff", action="store_true", help="after a 503, retry at once instead of after Retry-After")
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "multi30k"), help="Multi30k folder for sentences")
+    p.add_argument("--serve-args", default="", help="extra `translate serve` flags, e.g. '--quantize int8'")
+    args = p.parse_args()
+
+    test = Path(args.data) / "test_2016_flickr.de.gz"
+    sentences = gzip.open(test, "rt", encoding="utf-8").read().splitlines()[:500] if test.exists() else [
+        "Ein Hund rennt über die Wiese.", "Zwei Männer spielen Fußball.", "Eine Frau liest ein Buch im Park."
+    ]
+    max_wait_ms = float(os.environ.get("TRANSLATE_MAX_WAIT_MS", 1000))
+    max_batch = int(os.environ.get("TRANSLATE_MAX_BATCH_SIZE", 32))
+    clients = [int(c) for c in args.clients.split(",")]
+    port = free_port()
+    proc = start_server(Path(args.models), port, max_batch, args.serve_args.split())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        model = args.model or httpx.get(f"{url}/v1/models").json()["models"][0]["name"]
+        asyncio.run(run_clients(url, model, sentences, clients[0], args.warmup, args.beam, not args.no_backoff))
+        print(f"model {model}, beam {args.beam}, max_wait_ms {max_wait_ms:.0f}, max batch {max_batch} texts, "
+              f"{args.seconds:.0f} s per row, backoff {'off' if args.no_backoff else 'on'}, {os.cpu_count()} CPUs\n")
+        print("| clients | req/s (200) | statuses | p50 ms | p99 ms | max ms | batch p99 ms | bound ms "
+              "| server RSS MB | with workers MB |")
+        print("|---:|---:|---|---:|---:|---:|---:|---:|---|---|")
+        rows = []
+        for c in clients:
+            before, buckets = rss_mb(proc.pid), batch_buckets(url, model)
+            r = asyncio.run(run_clients(url, model, sentences, c, args.seconds, args.beam, not args.no_backoff))
+            after, batch_p99 = rss_mb(proc.pid), quantile_ms(0.99, buckets, batch_buckets(url, model))
+            r["bound"] = max_wait_ms + batch_p99  # waiting at most the deadline, then one batch at this load
+            rows.append((c, r))
+            codes = ", ".join(f"{code}: {n}" for code, n in sorted(r["statuses"].items()))
+            print(f"| {c} | {r['rps']:.1f} | {codes} | {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | "
+                  f"{batch_p99:.0f} | {r['bound']:.0f} | {before[0]:.0f} → {after[0]:.0f} | "
+                  f"{before[1]:.0f} → {after[1]:.0f} |", flush=True)
+        (least, low), (most, high) = min(rows, key=lambda row: row[0]), rows[-1]
+        print(f"\n{most} clients (last row): statuses {sorted(high['statuses'])}; p99 of the 200s {high['p99']:.0f} ms "
+              f"vs max_wait_ms + a batch's p99 {high['bound']:.0f} ms: {'within' if high['p99'] <= high['bound'] else 'OVER'}; "
+              f"throughput {high['rps'] / low['rps']:.2f}x of {least} clients")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
