@@ -23,8 +23,8 @@ class ServiceRequest(Request):
     async def json(self) -> Any:
         try:
             return await super().json()
-        except UnicodeDecodeError as e:
-            raise BadRequest(f"the request body is not valid UTF-8 (byte {e.start})") from None
+        except UnicodeDecodeError:
+            raise BadRequest("the request body is not valid UTF-8") from None
         except RecursionError:
             raise BadRequest("the request body's JSON is nested too deeply") from None
 
