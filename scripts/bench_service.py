@@ -1,87 +1,49 @@
-"""Requests/s of POST /v1/translate with 1 vs. N concurrent clients, with request batching on and off.
+"""Requests/s of POST /v1/translate with 1 vs. N concurrent clients: batching on and off, and the code before.
 
 Starts `translate serve` as a separate process on 127.0.0.1 for each setting, sends one sentence per request
 (real Multi30k test sentences, round robin) for a fixed time per client count, and prints one table measured
-in this run. Batching off (max batch 1) is the peer: the same server answering each request on its own.
+in this run. Batching off (max batch 1) is one peer: the same server answering each request on its own. The other
+is an older commit of this project (`--before-rev`), served from a copy of its tree by the same clients.
 
-    .venv/bin/python scripts/bench_service.py --models runs --model transformer-de-en --seconds 20 --before 28.1
+    .venv/bin/python scripts/bench_service.py --models runs --model transformer-de-en --seconds 20 \\
+        --quantize int8 --before-rev 73f6552
 
-(--before: 28.1 req/s, 16 clients, batching on, measured on this machine kind with commit 73f6552, the decoder
-before the rewrite.)
+(73f6552: the service before the decoder rewrite.)
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
+import asyncio
 import os
-import socket
-import statistics
 import subprocess
-import sys
-import threading
-import time
+import tempfile
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+from service_client import ROOT, free_port, run_clients, sentences, start_server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(models: Path, port: int, max_batch: int, serve_args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "TRANSLATE_MAX_BATCH_SIZE": str(max_batch)}
-    cmd = [sys.executable, "-m", "translate", "serve", "--models", str(models), "--port", str(port), *serve_args]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not become ready")
-
-
-def load(url: str, model: str, sentences: list[str], clients: int, seconds: float, beam: int) -> dict:
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    stop = time.monotonic() + seconds
-
-    def client(k: int) -> None:
-        with httpx.Client(base_url=url, timeout=60) as http:
-            i = k
-            while time.monotonic() < stop:
-                t0 = time.perf_counter()
-                r = http.post("/v1/translate", json={"model": model, "text": sentences[i % len(sentences)], "beam_size": beam})
-                dt = time.perf_counter() - t0
-                with lock:
-                    if r.status_code == 200:
-                        latencies.append(dt)
-                    else:
-                        errors[0] += 1
-                i += clients
-
-    start = time.monotonic()
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - start
-    lat = sorted(latencies)
-    return {
-        "rps": len(lat) / elapsed, "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
-        "p95_ms": 1000 * lat[int(0.95 * (len(lat) - 1))] if lat else float("nan"), "errors": errors[0], "n": len(lat),
-    }
+def measure(label: str, models: Path, max_batch: int, serve_args: list[str], model: str | None, texts: list[str],
+            clients: list[int], seconds: float, beam: int, code: Path | None = None) -> tuple[str, list[tuple[int, dict]]]:
+    port = free_port()
+    proc = start_server(models, port, max_batch, serve_args, code)
+    rows = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        model = model or httpx.get(f"{url}/v1/models").json()["models"][0]["name"]
+        asyncio.run(run_clients(url, model, texts, 1, 2, beam))  # warm-up
+        for c in clients:
+            r = asyncio.run(run_clients(url, model, texts, c, seconds, beam))
+            rows.append((c, r))
+            errors = sum(n for code, n in r["statuses"].items() if code != 200)
+            print(f"{label:34s} clients={c:3d}  {r['rps']:7.1f} req/s  p50 {r['p50']:7.1f} ms  "
+                  f"p95 {r['p95']:7.1f} ms  ({r['n']} ok, {errors} errors)", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return model, rows
 
 
 def main() -> None:
@@ -94,43 +56,40 @@ def main() -> None:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "multi30k"), help="Multi30k folder for sentences")
     p.add_argument("--engine", default="torch", help="serve --engine (default: torch)")
     p.add_argument("--quantize", default="none", help="serve --quantize (default: none)")
-    p.add_argument("--before", type=float, help="req/s at the highest client count measured before (batching on)")
+    p.add_argument("--before-rev", help="also serve this git revision of the project (default settings), batching on")
+    p.add_argument("--no-batching-off", action="store_true", help="skip the batching-off rows")
     args = p.parse_args()
     serve_args = ["--engine", args.engine, "--quantize", args.quantize]
-
-    test = Path(args.data) / "test_2016_flickr.de.gz"
-    sentences = gzip.open(test, "rt", encoding="utf-8").read().splitlines()[:500] if test.exists() else [
-        "Ein Hund rennt über die Wiese.", "Zwei Männer spielen Fußball.", "Eine Frau liest ein Buch im Park."
-    ]
+    texts, models = sentences(args.data), Path(args.models).resolve()
     clients = [int(c) for c in args.clients.split(",")]
-    rows = []
-    for label, max_batch in [("batching off (max 1)", 1), ("batching on (max 32)", 32)]:
-        port = free_port()
-        proc = start_server(Path(args.models), port, max_batch, serve_args)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            model = args.model or httpx.get(f"{url}/v1/models").json()["models"][0]["name"]
-            load(url, model, sentences, 1, 2, args.beam)  # warm-up
-            for c in clients:
-                r = load(url, model, sentences, c, args.seconds, args.beam)
-                rows.append((label, c, r))
-                print(f"{label:22s} clients={c:3d}  {r['rps']:7.1f} req/s  p50 {r['p50_ms']:7.1f} ms  "
-                      f"p95 {r['p95_ms']:7.1f} ms  ({r['n']} ok, {r['errors']} errors)", flush=True)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+
+    results: dict[str, dict[int, dict]] = {}
+    settings = [] if args.no_batching_off else [("batching off (max 1)", 1)]
+    for label, max_batch in [*settings, ("batching on (max 32)", 32)]:
+        model, rows = measure(label, models, max_batch, serve_args, args.model, texts, clients, args.seconds, args.beam)
+        results[label] = dict(rows)
+    if args.before_rev:
+        with tempfile.TemporaryDirectory() as tree:
+            archive = subprocess.run(["git", "archive", args.before_rev], cwd=ROOT, check=True, capture_output=True)
+            subprocess.run(["tar", "-x", "-C", tree], input=archive.stdout, check=True)
+            label = f"before ({args.before_rev}), batching on"
+            _, rows = measure(label, models, 32, [], args.model, texts, clients, args.seconds, args.beam, Path(tree))
+            results[label] = dict(rows)
+
     print(f"\nmodel {model} ({' '.join(serve_args)}), beam {args.beam}, one sentence per request, "
-          f"{args.seconds:.0f} s per row, {os.cpu_count()} CPUs")
-    base = {c: r["rps"] for label, c, r in rows if label.startswith("batching off")}
-    for label, c, r in rows:
-        if label.startswith("batching on"):
-            print(f"clients={c:3d}: batching on {r['rps']:.1f} req/s vs off {base[c]:.1f} req/s ({r['rps'] / base[c]:.2f}x)")
-    on = {c: r["rps"] for label, c, r in rows if label.startswith("batching on")}
+          f"{args.seconds:.0f} s per row, {os.cpu_count()} CPUs, aiohttp clients")
+    on = results["batching on (max 32)"]
     most, least = max(on), min(on)
+    if "batching off (max 1)" in results:
+        for c, r in on.items():
+            off = results["batching off (max 1)"][c]["rps"]
+            print(f"clients={c:3d}: batching on {r['rps']:.1f} req/s vs off {off:.1f} req/s ({r['rps'] / off:.2f}x)")
     if most != least:
-        print(f"batching on: {most} clients / {least} client(s) = {on[most] / on[least]:.2f}x")
-    if args.before:
-        print(f"batching on, {most} clients: {on[most]:.1f} req/s vs {args.before:.1f} before = {on[most] / args.before:.2f}x")
+        print(f"batching on: {most} clients / {least} client(s) = {on[most]['rps'] / on[least]['rps']:.2f}x")
+    if args.before_rev:
+        before = results[f"before ({args.before_rev}), batching on"][most]["rps"]
+        print(f"batching on, {most} clients: {on[most]['rps']:.1f} req/s vs {before:.1f} before ({args.before_rev}) "
+              f"= {on[most]['rps'] / before:.2f}x")
 
 
 if __name__ == "__main__":

@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
-import gzip
 import os
-import time
 from pathlib import Path
 
-import aiohttp
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench_service import ROOT, free_port, start_server
+from service_client import ROOT, free_port, run_clients, sentences, start_server
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -40,44 +36,6 @@ def rss_mb(pid: int) -> tuple[float, float]:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     own = one(pid)
     return own, own + sum(one(int(c)) for c in children)
-
-
-async def run_clients(url: str, model: str, sentences: list[str], clients: int, seconds: float, beam: int,
-                      backoff: bool) -> dict:
-    # aiohttp, not httpx, generates the load: on these two shared cores the load generator must cost far less CPU
-    # than the server it measures (httpx's async pool took ~75 % of a core at 256 clients, aiohttp a fraction).
-    statuses: collections.Counter[int] = collections.Counter()
-    ok_latencies: list[float] = []
-    stop = time.monotonic() + seconds
-    connector = aiohttp.TCPConnector(limit=clients)
-
-    async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
-
-        async def client(k: int) -> None:
-            i = k
-            while time.monotonic() < stop:
-                body = {"model": model, "text": sentences[i % len(sentences)], "beam_size": beam}
-                t0 = time.perf_counter()
-                try:
-                    async with http.post("/v1/translate", json=body) as r:
-                        await r.read()
-                except aiohttp.ClientError:
-                    statuses[0] += 1  # 0: no answer (connection refused or dropped)
-                    continue
-                statuses[r.status] += 1
-                if r.status == 200:
-                    ok_latencies.append(time.perf_counter() - t0)
-                elif backoff and "Retry-After" in r.headers:
-                    await asyncio.sleep(min(float(r.headers["Retry-After"]), max(0.0, stop - time.monotonic())))
-                i += clients
-
-        start = time.monotonic()
-        await asyncio.gather(*(client(k) for k in range(clients)))
-        elapsed = time.monotonic() - start
-    lat = sorted(ok_latencies)
-    pct = (lambda q: 1000 * lat[min(len(lat) - 1, int(q * len(lat)))]) if lat else (lambda q: float("nan"))
-    return {"statuses": dict(statuses), "rps": len(lat) / elapsed, "p50": pct(0.5), "p99": pct(0.99),
-            "max": 1000 * lat[-1] if lat else float("nan")}
 
 
 def batch_buckets(url: str, model: str) -> dict[float, float]:
@@ -119,10 +77,7 @@ def main() -> None:
     p.add_argument("--serve-args", default="", help="extra `translate serve` flags, e.g. '--quantize int8'")
     args = p.parse_args()
 
-    test = Path(args.data) / "test_2016_flickr.de.gz"
-    sentences = gzip.open(test, "rt", encoding="utf-8").read().splitlines()[:500] if test.exists() else [
-        "Ein Hund rennt über die Wiese.", "Zwei Männer spielen Fußball.", "Eine Frau liest ein Buch im Park."
-    ]
+    texts = sentences(args.data)
     max_wait_ms = float(os.environ.get("TRANSLATE_MAX_WAIT_MS", 1000))
     max_batch = int(os.environ.get("TRANSLATE_MAX_BATCH_SIZE", 32))
     clients = [int(c) for c in args.clients.split(",")]
@@ -131,7 +86,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         model = args.model or httpx.get(f"{url}/v1/models").json()["models"][0]["name"]
-        asyncio.run(run_clients(url, model, sentences, clients[0], args.warmup, args.beam, not args.no_backoff))
+        asyncio.run(run_clients(url, model, texts, clients[0], args.warmup, args.beam, not args.no_backoff))
         print(f"model {model}, beam {args.beam}, max_wait_ms {max_wait_ms:.0f}, max batch {max_batch} texts, "
               f"{args.seconds:.0f} s per row, backoff {'off' if args.no_backoff else 'on'}, {os.cpu_count()} CPUs\n")
         print("| clients | req/s (200) | statuses | p50 ms | p99 ms | max ms | batch p99 ms | bound ms "
@@ -140,7 +95,7 @@ def main() -> None:
         rows = []
         for c in clients:
             before, buckets = rss_mb(proc.pid), batch_buckets(url, model)
-            r = asyncio.run(run_clients(url, model, sentences, c, args.seconds, args.beam, not args.no_backoff))
+            r = asyncio.run(run_clients(url, model, texts, c, args.seconds, args.beam, not args.no_backoff))
             after, batch_p99 = rss_mb(proc.pid), quantile_ms(0.99, buckets, batch_buckets(url, model))
             r["bound"] = max_wait_ms + batch_p99  # waiting at most the deadline, then one batch at this load
             rows.append((c, r))
