@@ -22,6 +22,7 @@ from litestar.types import ASGIApp
 from service.errors import Unauthorized
 
 OPEN = ["^/health$", "^/ready$", "^/$", "^/static/", "^/schema"]  # the page and the API docs hold no data
+LIBRETRANSLATE = ["^/translate$", "^/detect$", "^/languages$", "^/frontend/settings$"]  # check keys themselves
 UNLIMITED = [*OPEN, "^/metrics$"]
 UNITS = ("second", "minute", "hour", "day")
 
@@ -58,7 +59,7 @@ class ApiKeys:
 
 class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
     def __init__(self, app: ASGIApp, keys: ApiKeys):
-        super().__init__(app, exclude=OPEN)
+        super().__init__(app, exclude=OPEN + LIBRETRANSLATE)
         self.keys = keys
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.exceptions import TooManyRequestsException
 from litestar.openapi import OpenAPIConfig
@@ -22,6 +23,7 @@ from litestar.static_files import create_static_files_router
 
 from service.access import ApiKeys, access_middleware
 from service.errors import ServiceError, error_response, rate_limited
+from service.libretranslate import LibreTranslateController
 from service.request import ServiceRequest
 from service.requests_log import RequestIdMiddleware
 from service.routes import STATIC, AdminController, HealthController, TranslationController, index
@@ -82,7 +84,8 @@ def create_app(settings: Settings) -> Litestar:
     metrics = PrometheusConfig(app_name="translate", prefix="translate_http", group_path=True, exclude=["/metrics"])
     app = Litestar(
         route_handlers=[
-            HealthController, TranslationController, AdminController, index, MetricsController,
+            HealthController, TranslationController, AdminController, LibreTranslateController, index,
+            MetricsController,
             create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
         ],
         dependencies={
@@ -90,10 +93,12 @@ def create_app(settings: Settings) -> Litestar:
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "batchers": Provide(lambda: serving.batchers, sync_to_thread=False),
             "reload": Provide(lambda: reload, sync_to_thread=False),
+            "keys": Provide(lambda: keys, sync_to_thread=False),
         },
         lifespan=[lifespan],
         request_class=ServiceRequest,
         middleware=[RequestIdMiddleware(), metrics.middleware, *access_middleware(keys, settings.rate_limit)],
+        cors_config=CORSConfig(allow_origins=origins) if (origins := settings.cors_origins.split(",")) != [""] else None,
         exception_handlers={ServiceError: error_response, TooManyRequestsException: rate_limited},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="translate", version="0.1.0", path="/schema"),

@@ -21,7 +21,7 @@ from service.requests_log import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
-TranslateFn = Callable[[list[str], int, bool], Awaitable[list[Translation]]]  # (texts, beam_size, return_attention)
+TranslateFn = Callable[[list[str], int, bool, int], Awaitable[list[Translation]]]  # (texts, beam, attention, n_best)
 
 
 @dataclass
@@ -29,14 +29,15 @@ class _Job:
     texts: list[str]
     beam_size: int
     return_attention: bool
+    n_best: int
     future: asyncio.Future = field(repr=False)
     request_id: str = "-"  # of the request that submitted it, for the logs
     started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set when its batch is dispatched
     abandoned: bool = False  # its client stopped waiting (deadline passed, or disconnected): skip it
 
     @property
-    def key(self) -> tuple[int, bool]:
-        return self.beam_size, self.return_attention
+    def key(self) -> tuple[int, bool, int]:
+        return self.beam_size, self.return_attention, self.n_best
 
 
 class Batcher:
@@ -62,13 +63,13 @@ class Batcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def submit(self, texts: list[str], beam_size: int, return_attention: bool) -> list[Translation]:
+    async def submit(self, texts: list[str], beam_size: int, return_attention: bool, n_best: int = 1) -> list[Translation]:
         """The translations, once a batch has run them; Overloaded if no batch took them within max_wait_s."""
         if self.waiting + len(texts) > self.max_queue:
             raise QueueFull(self.name)
         self.waiting += len(texts)
         QUEUE_TEXTS.labels(self.name).set(self.waiting)
-        job = _Job(texts, beam_size, return_attention, asyncio.get_running_loop().create_future(), REQUEST_ID.get())
+        job = _Job(texts, beam_size, return_attention, n_best, asyncio.get_running_loop().create_future(), REQUEST_ID.get())
         self.queue.put_nowait(job)
         try:
             try:
@@ -122,15 +123,15 @@ class Batcher:
     async def _translate(self, jobs: list[_Job]) -> None:
         """Run the jobs (one model call per search setting), hand out the results, free the worker."""
         try:
-            groups: dict[tuple[int, bool], list[_Job]] = {}
+            groups: dict[tuple[int, bool, int], list[_Job]] = {}
             for job in jobs:
                 groups.setdefault(job.key, []).append(job)
-            for (beam_size, attention), group in groups.items():
+            for (beam_size, attention, n_best), group in groups.items():
                 texts = [t for job in group for t in job.texts]
                 try:
                     BATCH_TEXTS.labels(self.name).observe(len(texts))
                     with BATCH_SECONDS.labels(self.name).time():
-                        results = await self.translate(texts, beam_size, attention)
+                        results = await self.translate(texts, beam_size, attention, n_best)
                     self.batches += 1
                     TRANSLATED_TEXTS.labels(self.name).inc(len(results))
                     OUTPUT_TOKENS.labels(self.name).inc(sum(len(r.tgt_tokens) for r in results))

@@ -36,6 +36,22 @@ class UnknownModel(ServiceError):
         super().__init__(f"unknown model {name!r}; known: {', '.join(known) or 'none'}", {"known": known})
 
 
+class UnsupportedPair(ServiceError):
+    """No served model translates source -> target: 404 like an unknown model (LibreTranslate's routes say 400)."""
+
+    status_code = 404
+
+    def __init__(self, source: str, target: str, served: list[str]):
+        super().__init__(f"{source} -> {target} is not served; served pairs: {', '.join(served) or 'none'}",
+                         {"served": served})
+
+
+class Forbidden(ServiceError):
+    """LibreTranslate's answer to a missing or wrong `api_key` (our own API answers 401)."""
+
+    status_code = 403
+
+
 class Unauthorized(ServiceError):
     """API keys are configured and the request has none, or one that is not among them."""
 

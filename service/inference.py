@@ -68,13 +68,15 @@ def _loaded() -> tuple[int, list[str]]:
     return os.getpid(), sorted(_WORKER_REGISTRY.translators) if _WORKER_REGISTRY else []
 
 
-def _translate_in_worker(name: str, texts: list[str], beam_size: int, attention: bool) -> list[Translation]:
-    translator = _WORKER_REGISTRY.translators[name]
-    return translator.translate(texts, beam_size=beam_size, return_attention=attention)
+def _translate_in_worker(name: str, texts: list[str], beam_size: int, attention: bool, n_best: int) -> list[Translation]:
+    return _translate_here(_WORKER_REGISTRY, name, texts, beam_size, attention, n_best)
 
 
-def _translate_here(registry: Registry, name: str, texts: list[str], beam_size: int, attention: bool) -> list[Translation]:
-    return registry.translators[name].translate(texts, beam_size=beam_size, return_attention=attention)
+def _translate_here(
+    registry: Registry, name: str, texts: list[str], beam_size: int, attention: bool, n_best: int,
+) -> list[Translation]:
+    translator = registry.translators[name]
+    return translator.translate(texts, beam_size=beam_size, return_attention=attention, n_best=n_best, split=True)
 
 
 class Inference:
@@ -128,20 +130,23 @@ class Inference:
         if old is not None:
             await asyncio.to_thread(old.shutdown, wait=True)
 
-    async def translate(self, name: str, texts: list[str], beam_size: int, attention: bool) -> list[Translation]:
+    async def translate(
+        self, name: str, texts: list[str], beam_size: int, attention: bool, n_best: int = 1,
+    ) -> list[Translation]:
         loop = asyncio.get_running_loop()
         if not self.processes:
-            call = partial(_translate_here, self.registry, name, texts, beam_size, attention)
+            call = partial(_translate_here, self.registry, name, texts, beam_size, attention, n_best)
             return await loop.run_in_executor(self._executor, call)
+        call = partial(_translate_in_worker, name, texts, beam_size, attention, n_best)
         executor = self._executor
         try:
-            return await loop.run_in_executor(executor, _translate_in_worker, name, texts, beam_size, attention)
+            return await loop.run_in_executor(executor, call)
         except BrokenProcessPool:
             if self._executor is executor:  # the first batch to notice replaces the pool; the others reuse the new one
                 log.error("an inference process died (out of memory?): starting new ones and retrying the batch once")
                 self._executor = self._new_executor(self.registry)
                 executor.shutdown(wait=False, cancel_futures=True)
-            return await loop.run_in_executor(self._executor, _translate_in_worker, name, texts, beam_size, attention)
+            return await loop.run_in_executor(self._executor, call)
 
     def shutdown(self) -> None:
         if self._executor is not None:

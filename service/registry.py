@@ -12,7 +12,7 @@ from pathlib import Path
 
 from translate import CHECKPOINTS, ConfigError, TranslateError, Translator, find_runs, resolve_checkpoint
 
-from service.errors import NotReady, UnknownModel
+from service.errors import NotReady, UnknownModel, UnsupportedPair
 from service.schemas import Score
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,27 @@ class Registry:
         if name not in self.translators:
             raise UnknownModel(name, sorted(self.translators))
         return self.translators[name]
+
+    def pairs(self) -> dict[tuple[str, str], list[str]]:
+        """(source, target) -> the models for that language pair, the best validation BLEU first."""
+        def rank(name: str) -> tuple[float, str]:
+            v = self.translators[name].validation
+            return (-(v.val_bleu if v is not None else 0.0), name)
+
+        out: dict[tuple[str, str], list[str]] = {}
+        for name in sorted(self.translators, key=rank):
+            t = self.translators[name]
+            out.setdefault((t.src_lang, t.tgt_lang), []).append(name)
+        return out
+
+    def route(self, source: str, target: str) -> str:
+        """The model that serves source -> target (the best by validation BLEU); UnsupportedPair if none does."""
+        if not self.loaded:
+            raise NotReady()
+        pairs = self.pairs()
+        if (source, target) not in pairs:
+            raise UnsupportedPair(source, target, sorted(f"{s}-{t}" for s, t in pairs))
+        return pairs[source, target][0]
 
     def metrics(self, name: str) -> dict[str, Score]:
         """The run's own evaluation results: `translate evaluate` files, and the validation that chose the checkpoint."""

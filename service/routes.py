@@ -18,11 +18,12 @@ from litestar.params import JSONBody
 from litestar.response import File
 
 from service.batching import Batcher
-from service.errors import LimitExceeded, NotReady
+from service.detection import detect
+from service.errors import BadRequest, LimitExceeded, NotReady
 from service.registry import Registry
 from service.request import ServiceRequest
 from service.schemas import (
-    CompareRequest, CompareResponse, ErrorBody, ModelInfo, ModelsResponse, ReadyStatus, ReloadReport, Status,
+    Alternative, CompareRequest, CompareResponse, ErrorBody, ModelInfo, ModelsResponse, ReadyStatus, ReloadReport, Status,
     TranslateRequest, TranslateResponse, TranslationOut,
 )
 from service.settings import Settings
@@ -32,7 +33,7 @@ STATIC = Path(__file__).parent / "static"
 REFUSALS = {
     400: "the body is not JSON of the documented shape",
     401: "API keys are configured and the request has no valid `Authorization: Bearer KEY`",
-    404: "unknown model (the body lists the known ones)",
+    404: "unknown model, or no served model for source -> target (the body lists what is served)",
     422: "a configured limit is exceeded (texts, characters, beam size): `extra` names it",
     429: "the caller's rate limit is used up: retry after `Retry-After` seconds",
     503: "models still loading, or the model is overloaded: retry after `Retry-After` seconds",
@@ -56,14 +57,29 @@ def check_limits(settings: Settings, texts: list[str], beam_size: int) -> None:
         raise LimitExceeded(f"beam_size {beam_size} > max_beam {settings.max_beam}", "max_beam", settings.max_beam)
 
 
+def detect_source(texts: list[str], registry: Registry) -> tuple[str, float]:
+    """The served source language the texts are most likely in, and its probability (`service.detection`)."""
+    if not registry.loaded:
+        raise NotReady()
+    ranked = detect(" ".join(texts), sorted({s for s, _ in registry.pairs()}))
+    if not ranked:
+        raise BadRequest("cannot detect the language: no source language is served")
+    return ranked[0]
+
+
 async def translate_with(
     request: ServiceRequest, batchers: dict[str, Batcher], name: str, texts: list[str], beam_size: int, attention: bool,
+    n_best: int = 1,
 ) -> TranslateResponse:
     start = time.perf_counter()
-    results = await request.unless_disconnected(batchers[name].submit(texts, beam_size, attention))
+    results = await request.unless_disconnected(batchers[name].submit(texts, beam_size, attention, n_best))
     return TranslateResponse(
         model=name,
-        translations=[TranslationOut(r.text, r.src_tokens, r.tgt_tokens, r.attention) for r in results],
+        translations=[
+            TranslationOut(r.text, r.src_tokens, r.tgt_tokens, r.attention, round(r.score, 4),
+                           [Alternative(a.text, round(a.score, 4)) for a in r.alternatives])
+            for r in results
+        ],
         elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
     )
 
@@ -100,10 +116,15 @@ class TranslationController(Controller):
     ) -> TranslateResponse:
         if not registry.loaded:
             raise NotReady()
-        texts = data.all_texts
-        check_limits(settings, texts, data.beam_size)
-        registry.get(data.model)
-        return await translate_with(request, batchers, data.model, texts, data.beam_size, data.return_attention)
+        texts, beam = data.all_texts, max(data.beam_size, data.alternatives + 1)
+        check_limits(settings, texts, beam)
+        if isinstance(data.model, str):
+            registry.get(data.model)
+            name = data.model
+        else:
+            source = detect_source(texts, registry)[0] if data.source == "auto" else data.source
+            name = registry.route(source, data.target)
+        return await translate_with(request, batchers, name, texts, beam, data.return_attention, data.alternatives + 1)
 
     @post("/compare", status_code=200, responses=refusals(400, 401, 404, 422, 429, 503))
     async def compare(

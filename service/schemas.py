@@ -18,17 +18,31 @@ BeamSize = Annotated[int, msgspec.Meta(ge=1, description="beam size; 1 = greedy 
 
 
 class TranslateRequest(msgspec.Struct, forbid_unknown_fields=True):
-    model: str
+    model: str | UnsetType = UNSET
+    source: str | UnsetType = UNSET  # with target, instead of model: the best model for the pair; "auto": detected
+    target: str | UnsetType = UNSET
     texts: list[str] | UnsetType = UNSET
     text: str | UnsetType = UNSET  # one sentence, instead of texts
     beam_size: BeamSize = 5
     return_attention: bool = False
+    alternatives: Annotated[int, msgspec.Meta(ge=0, description="next-best translations to return per text "
+                                                   "(the beam widens to alternatives + 1 if needed)")] = 0
 
-    openapi_extra: ClassVar[dict[str, Any]] = {"oneOf": [{"required": ["texts"]}, {"required": ["text"]}]}
+    openapi_extra: ClassVar[dict[str, Any]] = {"allOf": [
+        {"oneOf": [{"required": ["texts"]}, {"required": ["text"]}]},
+        {"oneOf": [
+            {"required": ["model"], "not": {"anyOf": [{"required": ["source"]}, {"required": ["target"]}]}},
+            {"required": ["source", "target"], "not": {"required": ["model"]}},
+        ]},
+    ]}
 
     def __post_init__(self) -> None:
         if (self.texts is UNSET) == (self.text is UNSET):
             raise ValueError("give either 'texts' (a list) or 'text' (one string)")
+        by_model = self.model is not UNSET and self.source is UNSET and self.target is UNSET
+        by_pair = self.model is UNSET and self.source is not UNSET and self.target is not UNSET
+        if not (by_model or by_pair):
+            raise ValueError("give either 'model', or 'source' and 'target' (source may be 'auto')")
 
     @property
     def all_texts(self) -> list[str]:
@@ -41,11 +55,18 @@ class CompareRequest(msgspec.Struct, forbid_unknown_fields=True):
     beam_size: BeamSize = 5
 
 
-class TranslationOut(msgspec.Struct):
+class Alternative(msgspec.Struct):
+    text: str
+    score: float  # log-probability
+
+
+class TranslationOut(msgspec.Struct, omit_defaults=True):
     text: str
     src_tokens: list[str]
     tgt_tokens: list[str]
     attention: list[list[float]] | None  # (len(tgt_tokens), len(src_tokens)); null without attention
+    score: float  # log-probability of the output
+    alternatives: list[Alternative] = []  # the next-best translations, best first (only when asked for)
 
 
 class TranslateResponse(msgspec.Struct):
@@ -118,11 +139,13 @@ def complete_openapi(openapi: OpenAPI, max_texts: int, max_chars: int, max_beam:
     for struct in REQUESTS:
         schema = schemas[struct.__name__]
         schema.additional_properties = not struct.__struct_config__.forbid_unknown_fields
-        if one_of := getattr(struct, "openapi_extra", {}).get("oneOf"):
-            schema.one_of = [Schema(required=option["required"]) for option in one_of]
+        if all_of := getattr(struct, "openapi_extra", {}).get("allOf"):
+            schema.all_of = [_schema(part) for part in all_of]
         props = schema.properties
         props["beam_size"].maximum = max_beam
-        for name in ("text", "texts", "models"):
+        if "alternatives" in props:
+            props["alternatives"].maximum = max_beam - 1
+        for name in ("text", "texts", "models"):  # (source/target/model: any string; unknown ones get 400/404)
             for option in _options(props.get(name)):
                 if option.type == OpenAPIType.STRING:  # one text
                     option.max_length = max_chars
@@ -130,6 +153,13 @@ def complete_openapi(openapi: OpenAPI, max_texts: int, max_chars: int, max_beam:
                     option.max_items = max_texts
                     if name == "texts":
                         option.items.max_length = max_chars
+
+
+def _schema(spec: dict[str, Any]) -> Schema:
+    """A JSON-schema fragment of required/oneOf/anyOf/not as Litestar's Schema object."""
+    names = {"required": "required", "oneOf": "one_of", "anyOf": "any_of", "not": "schema_not"}
+    return Schema(**{names[key]: value if key == "required" else
+                     (_schema(value) if key == "not" else [_schema(v) for v in value]) for key, value in spec.items()})
 
 
 def _options(schema: Schema | None) -> list[Schema]:

@@ -32,6 +32,7 @@ class Settings:
     max_wait_ms: float = 1000.0  # a request no batch has started by then gets 503 with Retry-After
     api_keys: str = field(default="", repr=False)  # comma-separated; with keys (or a keys file) requests need one
     api_keys_file: Path | None = None  # one key per line ('#' comments); read at start and on reload
+    cors_origins: str = ""  # comma-separated origins browser clients may call from (* for any); empty: no CORS
     rate_limit: str = ""  # e.g. 60/minute: requests per key (per client address without keys); empty: no limit
 
     def __post_init__(self) -> None:

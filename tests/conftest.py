@@ -37,3 +37,13 @@ def trained_runs(tiny_corpus, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
         run = tmp_path_factory.mktemp("runs") / arch
         out[arch] = (run, train(run_config_from_dict(tiny_config(arch, tiny_corpus)), run))
     return out
+
+
+@pytest.fixture(scope="session")
+def reverse_run(tiny_corpus, tmp_path_factory) -> Path:
+    """A tiny en->de Transformer (a few steps: a second language pair to route to, not a good model)."""
+    run = tmp_path_factory.mktemp("runs") / "transformer-en-de"
+    config = tiny_config("transformer", tiny_corpus, max_steps=20, eval_every=20)
+    config["data"].update(src="en", tgt="de")
+    train(run_config_from_dict(config), run)
+    return run

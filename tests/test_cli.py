@@ -91,11 +91,17 @@ def test_long_and_odd_input_lines(trained_runs, capsys, monkeypatch, caplog):
     run = str(trained_runs["transformer"][0])
     long_line = "Ein Hund rennt über die Wiese . " * 300  # ~2,400 tokens: far past anything seen in training
     odd = "Ein \x00Hund\x07 \ud800 rennt"  # control characters and a lone surrogate
-    code, out, err = run_cli(capsys, monkeypatch, ["translate", run, "--beam", "2"], f"{long_line}\n{odd}\n")
+    code, out, err = run_cli(capsys, monkeypatch, ["translate", run, "--beam", "2", "--no-split"], f"{long_line}\n{odd}\n")
     assert code == 0, err
     lines = out.split("\n")
     assert len(lines) == 3 and lines[0] and lines[1]
     assert "longer than 1024 tokens were truncated" in caplog.text
+    caplog.clear()
+    code, out, err = run_cli(capsys, monkeypatch, ["translate", run, "--beam", "2"], f"{long_line}\n{odd}\n")
+    assert code == 0, err  # split into its 300 sentences, each translated: nothing truncated
+    lines = out.split("\n")
+    assert len(lines) == 3 and len(lines[0]) > 4000 and lines[1]  # 300 translations, not one truncated run-on
+    assert "truncated" not in caplog.text
 
 
 def test_attention_output(trained_runs, capsys, monkeypatch):

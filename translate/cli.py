@@ -26,7 +26,7 @@ TRAIN_FLAGS = [  # (flag, section, key): shortcuts for settings that --set also 
     ("data", "data", "path"), ("src", "data", "src"), ("tgt", "data", "tgt"),
     ("max_steps", "train", "max_steps"), ("minutes", "train", "minutes"), ("seed", "train", "seed"),
     ("device", "train", "device"), ("eval_every", "train", "eval_every"), ("max_tokens", "train", "max_tokens"),
-    ("lr", "train", "lr"), ("vocab_size", "tokenizer", "vocab_size"),
+    ("lr", "train", "lr"), ("keep", "train", "keep"), ("vocab_size", "tokenizer", "vocab_size"),
     ("cell", "model", "cell"), ("heads", "model", "heads"), ("layers", "model", "layers"),
 ]
 
@@ -72,7 +72,8 @@ class TrainProgress:
         self.bar = tqdm(total=self.total_steps, unit="step", dynamic_ncols=True, file=sys.stderr)  # opened once data is ready
         self.bar.write(
             f"{info.arch}: {info.parameters:,} parameters on {info.device}; vocab {info.vocab[0]}/{info.vocab[1]}; "
-            f"{info.cleaning}; {info.valid_pairs} validation pairs"
+            + (f"corpora {', '.join(f'{name} {n:,}' for name, n in info.corpora.items())}; " if len(info.corpora) > 1 else "")
+            + f"{info.cleaning}; {info.valid_pairs} validation pairs"
             + (f"; resuming at step {info.resumed_at}" if info.resumed_at is not None else ""),
             file=sys.stderr,
         )
@@ -130,7 +131,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from translate.data import read_parallel
     from translate.evaluation import evaluate_run
     from translate.runfolder import eval_files, resolve_checkpoint, run_of
-    from translate.translator import Translator
 
     _check_data(args.data)
     translator = _load_translator(args)
@@ -156,7 +156,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n-best {args.n_best} needs a beam of at least that size (--beam {args.beam})")
     with _progress_bar(len(lines), "sent") as bar:
         results = translator.translate(
-            lines, beam_size=args.beam, return_attention=args.attention, n_best=args.n_best, progress=bar.update
+            lines, beam_size=args.beam, return_attention=args.attention, n_best=args.n_best, progress=bar.update,
+            split=not args.no_split,
         )
     for i, r in enumerate(results):
         if args.attention:
@@ -178,6 +179,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     folder = export_ctranslate2(load_checkpoint(resolve_checkpoint(args.run)), Path(args.out), args.quantization)
     print(f"CTranslate2 model ({args.quantization}) in {folder}; translate with it: translate translate {folder}")
+    return 0
+
+
+def cmd_average(args: argparse.Namespace) -> int:
+    from translate.averaging import write_average
+
+    if bool(args.last) == bool(args.best):
+        raise ConfigError("give one of --last N or --best N")
+    n = args.last or args.best
+    out = Path(args.out) if args.out else Path(args.run).with_name(f"{Path(args.run).name}-avg{'last' if args.last else 'best'}{n}")
+    checkpoint, used = write_average(Path(args.run), out, last=args.last or 0, best=args.best or 0)
+    print(f"averaged {len(used)} checkpoints ({', '.join(p.name for p in used)}) into {checkpoint}; "
+          f"evaluate it: translate evaluate {out}")
     return 0
 
 
@@ -212,7 +226,7 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a model into a run folder", description="Train a model. Flags override --config.")
     t.add_argument("--arch", choices=ARCH_CHOICES, help="model family (default: transformer)")
-    t.add_argument("--data", help=f"corpus: folder of {{split}}.{{lang}}[.gz], .tsv, .jsonl or hub:NAME (default: {DEFAULT_DATA})")
+    t.add_argument("--data", help=f"corpus: folder of {{split}}.{{lang}}[.gz], .tsv, .jsonl or hub:NAME; several, comma-separated, are mixed (default: {DEFAULT_DATA})")
     t.add_argument("--src", help="source language code (default: de)")
     t.add_argument("--tgt", help="target language code (default: en)")
     t.add_argument("--out", required=True, help="run folder for checkpoints and logs")
@@ -229,6 +243,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-tokens", type=int, help="padded tokens per batch (default: 4096)")
     t.add_argument("--lr", type=float, help="peak learning rate")
     t.add_argument("--eval-every", type=int, help="updates between validations")
+    t.add_argument("--keep", type=int, help="keep the checkpoints of the last N validations, for `translate average`")
     t.add_argument("--device", help="auto | cpu | cuda")
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="any setting, e.g. model.hidden=512")
     t.set_defaults(func=cmd_train)
@@ -262,6 +277,9 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
     r.add_argument("run", help="run folder or checkpoint file")
     r.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy (default: 5)")
     r.add_argument("--attention", action="store_true", help="print JSON lines with tokens and attention weights")
+    r.add_argument("--no-split", action="store_true",
+                   help="translate each line as one sequence (default: lines of several sentences are split, each "
+                        "sentence translated, the line rejoined; --n-best lists only one-sentence lines)")
     r.add_argument("--n-best", type=int, default=1,
                    help="print the K best translations of each line as `LINE ||| TEXT ||| SCORE` (default: 1)")
     _add_engine_flags(r)
@@ -275,6 +293,13 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--quantization", choices=("int8", "float32"), default="int8", help="weights (default: int8)")
     x.add_argument("--out", required=True, help="folder to write (replaced if it exists)")
     x.set_defaults(func=cmd_export)
+
+    a = sub.add_parser("average", help="average a run's kept checkpoints (train --keep N) into a new run folder")
+    a.add_argument("run", help="run folder trained with --keep")
+    a.add_argument("--last", type=int, help="the last N kept checkpoints")
+    a.add_argument("--best", type=int, help="the N kept checkpoints with the best validation BLEU")
+    a.add_argument("--out", help="run folder to write (default: RUN-avglastN / RUN-avgbestN beside the run)")
+    a.set_defaults(func=cmd_average)
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:

@@ -68,6 +68,7 @@ class TrainConfig:
     eval_beam: int = 1  # beam size of the validation BLEU (1 = greedy, fast)
     patience: int = 8  # stop after this many validations without a BLEU gain; 0 = never stop early
     save_every_minutes: float = 5.0  # also write last.pt this often between validations
+    keep: int = 0  # keep the checkpoints of the last N validations (step-*.pt), for `translate average`
     seed: int = 1
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast when training on CUDA

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 Pair = tuple[str, str]
 HUB_PREFIX = "hub:"
+MIX = ","  # separates the corpora of a mixed spec
 MULTI30K_LANGS = ("en", "de", "fr", "cs")
 MULTI30K_SPLITS = ("train", "val", "test_2016_flickr")
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{name}"
@@ -36,10 +37,15 @@ MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/t
 
 
 def read_parallel(spec: str | Path, src: str, tgt: str, split: str) -> list[Pair]:
-    """Read one split of a parallel corpus as (src, tgt) string pairs, whitespace-stripped."""
+    """Read one split of a parallel corpus as (src, tgt) string pairs, whitespace-stripped.
+
+    `spec` may name several corpora separated by commas: their pairs are concatenated, each corpus's count logged.
+    """
     if src == tgt:
         raise CorpusError(f"source and target language are both {src!r}")
     spec = str(spec)
+    if MIX in spec:
+        return read_mixed(spec, src, tgt, split)[0]
     if spec.startswith(HUB_PREFIX):
         return _read_hub(spec[len(HUB_PREFIX):], src, tgt, split)
     path = Path(spec.replace("{split}", split))
@@ -56,9 +62,27 @@ def read_parallel(spec: str | Path, src: str, tgt: str, split: str) -> list[Pair
     raise CorpusError(f"unknown corpus format for {path}: expected a folder, a .tsv, a .jsonl file or hub:NAME")
 
 
+def read_mixed(spec: str | Path, src: str, tgt: str, split: str) -> tuple[list[Pair], dict[str, int]]:
+    """The pairs of every corpus a spec names, concatenated, and how many each gave."""
+    pairs: list[Pair] = []
+    counts: dict[str, int] = {}
+    for part in corpora(spec):
+        found = read_parallel(part, src, tgt, split)
+        counts[part] = len(found)
+        pairs += found
+    return pairs, counts
+
+
+def corpora(spec: str | Path) -> list[str]:
+    """The corpora a spec names: `a,b` mixes corpus a and corpus b."""
+    return [part.strip() for part in str(spec).split(MIX) if part.strip()]
+
+
 def has_split(spec: str | Path, split: str) -> bool:
-    """Whether the corpus has its own files for `split` (a single file serves every split)."""
+    """Whether the corpus has its own files for `split` (a single file serves every split); mixed: all of them."""
     spec = str(spec)
+    if MIX in spec:
+        return all(has_split(part, split) for part in corpora(spec))
     if spec.startswith(HUB_PREFIX) or "{split}" in spec:
         return True
     path = Path(spec)

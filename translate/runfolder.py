@@ -122,6 +122,14 @@ class RunFolder:
                 return path
         raise CheckpointError(f"no checkpoint ({CHECKPOINTS}) in {self.path}")
 
+    def snapshot(self, step: int) -> Path:
+        """The checkpoint kept from the validation at `step` (training's `keep`)."""
+        return self.path / f"step-{step:08d}.pt"
+
+    def snapshots(self) -> list[Path]:
+        """The kept validation checkpoints, oldest first."""
+        return sorted(self.path.glob("step-*.pt"))
+
     # --- records -------------------------------------------------------------------------------------
     def append_validation(self, record: ValidationRecord) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ import torch
 
 from translate.checkpoint import Checkpoint, load_checkpoint, model_checkpoint, save_checkpoint
 from translate.config import RunConfig, TrainConfig, run_config_from_dict
-from translate.data import Batch, EncodedCorpus, Pair, clean_pairs, has_split, read_parallel
+from translate.data import Batch, EncodedCorpus, Pair, clean_pairs, has_split, read_mixed, read_parallel
 from translate.decoding import SearchConfig
 from translate.engine import TorchEngine
 from translate.errors import TrainingInterrupted, TranslateError
@@ -49,6 +49,7 @@ class TrainInfo:
     device: str
     train_pairs: int
     cleaning: str  # what cleaning the training pairs removed
+    corpora: dict[str, int]  # training pairs read from each corpus (several when mixed)
     valid_pairs: int
     vocab: tuple[int, int]  # source and target vocabulary sizes
     resumed_at: int | None  # the step a resumed run continues from
@@ -181,7 +182,7 @@ def set_up(cfg: RunConfig, folder: RunFolder, resume: bool) -> Session:
     tc = cfg.train
     device = _prepare_torch(tc)
 
-    train_pairs, valid_pairs = load_splits(cfg)
+    train_pairs, valid_pairs, counts = load_splits(cfg)
     tokenizers = resumed.tokenizers if resumed else _tokenizers(cfg, train_pairs)
     encoded = EncodedCorpus.from_pairs(train_pairs, tokenizers)
     keep, report = clean_pairs(train_pairs, encoded.examples, cfg.data.max_len)
@@ -203,7 +204,7 @@ def set_up(cfg: RunConfig, folder: RunFolder, resume: bool) -> Session:
         folder.summary.unlink(missing_ok=True)  # the run is no longer finished
     folder.write_config(cfg.to_dict())
     info = TrainInfo(
-        cfg.arch, count_parameters(model), str(device), report.kept, str(report), len(valid_pairs),
+        cfg.arch, count_parameters(model), str(device), report.kept, str(report), counts, len(valid_pairs),
         (tokenizers.src.vocab_size, tokenizers.tgt.vocab_size), state.step if resumed else None,
     )
     log.info("%s: %s parameters, %s; %s", cfg.arch, f"{info.parameters:,}", device, report)
@@ -229,7 +230,7 @@ def finish(s: Session, stopped: str, callbacks: list[Callback]) -> TrainSummary:
 
 
 def validate_and_save(s: Session, callbacks: list[Callback]) -> ValidationRecord:
-    """Validation loss and BLEU, logged; best.pt when BLEU improved, last.pt always."""
+    """Validation loss and BLEU, logged; best.pt when BLEU improved, step-*.pt with `keep`, last.pt always."""
     tc, st = s.cfg.train, s.state
     s.model.eval()
     val_loss = validation_loss(s.model, EncodedCorpus.from_pairs(s.valid_pairs, s.tokenizers), tc.max_tokens, s.device)
@@ -247,6 +248,10 @@ def validate_and_save(s: Session, callbacks: list[Callback]) -> ValidationRecord
     s.folder.append_validation(record)
     if improved:
         save_checkpoint(s.folder.best, make_checkpoint(s, record, resumable=False))
+    if tc.keep:  # the last `keep` validations' weights, for checkpoint averaging
+        save_checkpoint(s.folder.snapshot(st.step), make_checkpoint(s, record, resumable=False))
+        for old in s.folder.snapshots()[:-tc.keep]:
+            old.unlink()
     save_checkpoint(s.folder.last, make_checkpoint(s, record, resumable=True))
     for cb in callbacks:
         cb.on_eval(record, improved)
@@ -300,17 +305,18 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
     return lr
 
 
-def load_splits(cfg: RunConfig) -> tuple[list[Pair], list[Pair]]:
-    """Training and validation pairs. A corpus without a validation split gives up its last pairs for one."""
+def load_splits(cfg: RunConfig) -> tuple[list[Pair], list[Pair], dict[str, int]]:
+    """Training and validation pairs, and the training pairs of each corpus. A corpus without a validation split
+    gives up its last pairs for one."""
     d = cfg.data
-    train = read_parallel(d.path, d.src, d.tgt, d.train_split)
+    train, counts = read_mixed(d.path, d.src, d.tgt, d.train_split)
     if has_split(d.path, d.valid_split):
-        return train, read_parallel(d.path, d.src, d.tgt, d.valid_split)
+        return train, read_parallel(d.path, d.src, d.tgt, d.valid_split), counts
     n = min(HELD_OUT, len(train) // 10)
     if n < 1:
         raise TranslateError(f"{d.path} has no {d.valid_split!r} split and too few pairs ({len(train)}) to hold some out")
     log.warning("no %r split in %s: holding out its last %d pairs for validation", d.valid_split, d.path, n)
-    return train[:-n], train[-n:]
+    return train[:-n], train[-n:], counts
 
 
 def _batches_from(corpus: EncodedCorpus, tc: TrainConfig, state: TrainState) -> Iterator[tuple[int, int, Batch]]:

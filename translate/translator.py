@@ -24,6 +24,7 @@ from translate.inference import QUANTIZE, prepare_for_inference
 from translate.models import Seq2Seq, count_parameters
 from translate.records import EvalResult, ValidationRecord
 from translate.runfolder import resolve_checkpoint, run_of
+from translate.segmenting import Piece, rejoin, split_sentences
 from translate.tokenizer import EOS_PIECE, TokenizerPair
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,27 @@ def _translation(tokenizers: TokenizerPair, hyp: Hypothesis, src_pieces: list[st
     return Translation(
         tokenizers.tgt.decode(hyp.tokens), src_pieces, tokenizers.tgt.pieces(hyp.tokens), attention, hyp.score
     )
+
+
+def merge(pieces: list[Piece], parts: list[Translation]) -> Translation:
+    """One text's translation from its sentences': the text rejoined with the source's spacing, the pieces
+    concatenated, attention block-diagonal (a sentence's words attend only within it), scores added. Alternatives
+    are kept for a one-sentence text only (for longer ones, which sentence's would they be?)."""
+    if len(parts) == 1 and len(pieces) == 1:
+        return parts[0]
+    if not parts:  # nothing but whitespace
+        return Translation("", [], [], None)
+    text = rejoin(pieces, [p.text for p in parts]).strip()
+    src = [tok for p in parts for tok in p.src_tokens]
+    tgt = [tok for p in parts for tok in p.tgt_tokens]
+    attention = None
+    if parts and all(p.attention is not None for p in parts):
+        attention, col = [], 0
+        for p in parts:
+            for row in p.attention:
+                attention.append([0.0] * col + row + [0.0] * (len(src) - col - len(row)))
+            col += len(p.src_tokens)
+    return Translation(text, src, tgt, attention, sum(p.score for p in parts))
 
 
 def clean_text(text: str) -> str:
@@ -155,6 +177,14 @@ class Translator:
     def translate(
         self, texts: Sequence[str], beam_size: int = 5, return_attention: bool = False,
         length_penalty: float = 1.0, n_best: int = 1, progress: Callable[[int], None] | None = None,
+        split: bool = False,
     ) -> list[Translation]:
+        """`split`: texts of several sentences are split (`translate.segmenting`), every sentence of every text
+        translated in shared batches, and each text put back together (see `merge`)."""
         cfg = SearchConfig(beam_size=beam_size, length_penalty=length_penalty, n_best=n_best)
-        return translate_texts(self.engine, self.tokenizers, texts, cfg, return_attention, progress=progress)
+        if not split:
+            return translate_texts(self.engine, self.tokenizers, texts, cfg, return_attention, progress=progress)
+        pieces = [split_sentences(text, self.src_lang) for text in texts]
+        sentences = [p.text for text_pieces in pieces for p in text_pieces if p.text]
+        done = iter(translate_texts(self.engine, self.tokenizers, sentences, cfg, return_attention, progress=progress))
+        return [merge(text_pieces, [next(done) for p in text_pieces if p.text]) for text_pieces in pieces]

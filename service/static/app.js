@@ -40,15 +40,26 @@ async function loadModels() {
     for (const m of models) {
       const label = document.createElement("label");
       label.innerHTML = `<input type="checkbox" checked> <span></span>`;
+      label.dataset.pair = `${m.src_lang}-${m.tgt_lang}`;
       label.querySelector("input").value = m.name;
       label.querySelector("span").textContent = `${m.name} (${m.arch}, ${(m.parameters / 1e6).toFixed(1)}M${metricText(m)})`;
       box.append(label);
     }
-    if (models[0]) $("#langs").textContent = `(${models[0].src_lang} → ${models[0].tgt_lang})`;
+    // One language pair at a time: the models of that pair, side by side.
+    const pairs = [...new Set(models.map((m) => `${m.src_lang}-${m.tgt_lang}`))].sort();
+    $("#pair").replaceChildren(...pairs.map((p) => new Option(p.replace("-", " → "), p)));
+    showPair();
   } catch (e) {
     if ($("#models-status")) $("#models-status").textContent = `could not load models: ${e.message}`;
   }
 }
+
+function showPair() {
+  const pair = $("#pair").value;
+  document.querySelectorAll("#models label").forEach((l) => { l.hidden = l.dataset.pair !== pair; });
+  $("#langs").textContent = pair ? `(${pair.replace("-", " → ")})` : "";
+}
+$("#pair").addEventListener("change", showPair);
 
 // Cell colour: white (0) to the accent blue (1), on a square-root scale so weak attention stays visible.
 function shade(w) {
@@ -131,7 +142,7 @@ function render(result, info) {
 
 $("#form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  const models = [...document.querySelectorAll("#models input:checked")].map((i) => i.value);
+  const models = [...document.querySelectorAll("#models label:not([hidden]) input:checked")].map((i) => i.value);
   const status = $("#status");
   const results = $("#results");
   if (!models.length) { status.textContent = "pick at least one model"; return; }

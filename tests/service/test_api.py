@@ -75,7 +75,18 @@ def test_single_text_empty_text_and_batch_equals_one_by_one(client):
     batch = client.post("/v1/translate", json={"model": "transformer", "texts": SENTENCES + [""]}).json()["translations"]
     singles = [client.post("/v1/translate", json={"model": "transformer", "text": s}).json()["translations"][0] for s in SENTENCES]
     assert [t["text"] for t in batch[:3]] == [t["text"] for t in singles]
-    assert batch[3] == {"text": "", "src_tokens": [], "tgt_tokens": [], "attention": None}
+    assert batch[3] == {"text": "", "src_tokens": [], "tgt_tokens": [], "attention": None, "score": 0.0}
+
+
+def test_alternatives_are_the_next_best_with_scores(client):
+    r = client.post("/v1/translate", json={"model": "transformer", "texts": SENTENCES[:2], "alternatives": 3, "beam_size": 2})
+    assert r.status_code == 200, r.text
+    for t in r.json()["translations"]:
+        texts = [t["text"]] + [a["text"] for a in t["alternatives"]]
+        assert len(texts) == 4 and len(set(texts)) == 4  # the beam widened to 4: four different hypotheses
+        assert all(a["score"] < 0 for a in t["alternatives"]) and t["score"] < 0  # log-probabilities
+    plain = client.post("/v1/translate", json={"model": "transformer", "text": SENTENCES[0]}).json()["translations"][0]
+    assert "alternatives" not in plain
 
 
 def test_compare(client):
@@ -272,3 +283,16 @@ def test_a_client_that_disconnects_leaves_the_queue(models_dir):
         r = httpx.post(f"{server.url}/v1/translate", json={"model": "lstm", "text": "Ein Hund."}, timeout=30)
         assert r.status_code == 200
         assert texts() == texts_before + 1  # only the second request's text was translated
+
+
+def test_a_language_pair_instead_of_a_model(client):
+    by_pair = client.post("/v1/translate", json={"source": "de", "target": "en", "text": SENTENCES[0]})
+    assert by_pair.status_code == 200 and by_pair.json()["model"] in {"lstm", "lstm-attn", "transformer"}
+    auto = client.post("/v1/translate", json={"source": "auto", "target": "en", "text": SENTENCES[0]})
+    assert auto.status_code == 200 and auto.json()["model"] == by_pair.json()["model"]
+    unserved = client.post("/v1/translate", json={"source": "de", "target": "fr", "text": "Hallo"})
+    assert unserved.status_code == 404 and "served pairs: de-en" in unserved.json()["detail"]
+    for body in ({"model": "lstm", "source": "de", "target": "en", "text": "x"}, {"source": "de", "text": "x"},
+                 {"text": "x"}):
+        r = client.post("/v1/translate", json=body)
+        assert r.status_code == 400 and "'source' and 'target'" in str(r.json()), (body, r.text)

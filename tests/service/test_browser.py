@@ -78,3 +78,25 @@ def test_with_api_keys_the_page_asks_for_one_and_translates(page, models_dir):
         page.reload()  # the key stays in this browser
         page.wait_for_selector("#models input[type=checkbox]")
         assert page.locator("#key-row").is_hidden()
+
+
+def test_the_page_offers_each_language_pair(page, trained_runs, reverse_run, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    for name, run in [("transformer", trained_runs["transformer"][0]), ("lstm", trained_runs["lstm"][0]),
+                      ("reverse", reverse_run)]:
+        (models / name).symlink_to(run, target_is_directory=True)
+    with LiveServer(Settings(models_dir=models, workers=1)) as server:
+        page.goto(server.url + "/")
+        page.wait_for_selector("#models input[type=checkbox]")
+        assert page.locator("#pair option").all_inner_texts() == ["de → en", "en → de"]
+        assert page.locator("#models label:not([hidden])").count() == 2  # de -> en: transformer and lstm
+        page.click("#go")
+        page.wait_for_selector(".card .output")
+        assert sorted(page.locator(".card").evaluate_all("cards => cards.map(c => c.dataset.model)")) == ["lstm", "transformer"]
+        page.select_option("#pair", "en-de")
+        assert page.locator("#models label:not([hidden])").count() == 1 and "(en → de)" in page.inner_text("#langs")
+        page.fill("#source", "A dog runs.")
+        page.click("#go")
+        page.wait_for_selector('.card[data-model="reverse"]')
+        assert page.locator(".card").count() == 1
