@@ -122,3 +122,15 @@ def test_fetch_multi30k_from_local_copy(multi30k, tmp_path):
     assert len(read_parallel(tmp_path / "m30k", "de", "en", "val")) == 1014
     with pytest.raises(CorpusError, match="not found"):
         fetch_multi30k(tmp_path / "other", tmp_path / "empty")
+
+
+def test_mixed_corpora_with_weights(multi30k, tiny_corpus):
+    from translate.data import corpora, has_split, read_mixed, read_parallel
+
+    spec = f"{tiny_corpus}*3, {multi30k}"
+    assert corpora(spec) == [(str(tiny_corpus), 3), (str(multi30k), 1)]
+    pairs, counts = read_mixed(spec, "de", "en", "val", weighted=True)
+    assert counts == {str(tiny_corpus): 3 * 64, str(multi30k): 1014} and len(pairs) == 3 * 64 + 1014
+    assert pairs[:64] == pairs[64:128] == read_parallel(tiny_corpus, "de", "en", "val")
+    assert len(read_parallel(spec, "de", "en", "val")) == 64 + 1014  # weights only repeat training data
+    assert has_split(spec, "val") and not has_split(spec, "test_2016_flickr")  # the tiny corpus has no such split

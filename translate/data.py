@@ -44,7 +44,7 @@ def read_parallel(spec: str | Path, src: str, tgt: str, split: str) -> list[Pair
     if src == tgt:
         raise CorpusError(f"source and target language are both {src!r}")
     spec = str(spec)
-    if MIX in spec:
+    if MIX in spec or "*" in spec:
         return read_mixed(spec, src, tgt, split)[0]
     if spec.startswith(HUB_PREFIX):
         return _read_hub(spec[len(HUB_PREFIX):], src, tgt, split)
@@ -62,27 +62,37 @@ def read_parallel(spec: str | Path, src: str, tgt: str, split: str) -> list[Pair
     raise CorpusError(f"unknown corpus format for {path}: expected a folder, a .tsv, a .jsonl file or hub:NAME")
 
 
-def read_mixed(spec: str | Path, src: str, tgt: str, split: str) -> tuple[list[Pair], dict[str, int]]:
-    """The pairs of every corpus a spec names, concatenated, and how many each gave."""
+def read_mixed(
+    spec: str | Path, src: str, tgt: str, split: str, weighted: bool = False,
+) -> tuple[list[Pair], dict[str, int]]:
+    """The pairs of every corpus a spec names, concatenated, and how many each gave. `weighted` (training data):
+    a corpus written `path*N` comes N times, so a small corpus is not drowned by a big one."""
     pairs: list[Pair] = []
     counts: dict[str, int] = {}
-    for part in corpora(spec):
-        found = read_parallel(part, src, tgt, split)
+    for part, times in corpora(spec):
+        found = read_parallel(part, src, tgt, split) * (times if weighted else 1)
         counts[part] = len(found)
         pairs += found
     return pairs, counts
 
 
-def corpora(spec: str | Path) -> list[str]:
-    """The corpora a spec names: `a,b` mixes corpus a and corpus b."""
-    return [part.strip() for part in str(spec).split(MIX) if part.strip()]
+def corpora(spec: str | Path) -> list[tuple[str, int]]:
+    """The corpora a spec names and their weights: `a*3,b` mixes corpus a, three times, and corpus b."""
+    out = []
+    for part in (p.strip() for p in str(spec).split(MIX)):
+        path, star, times = part.rpartition("*")
+        if star and times.isdigit() and int(times) > 0:
+            out.append((path.strip(), int(times)))
+        elif part:
+            out.append((part, 1))
+    return out
 
 
 def has_split(spec: str | Path, split: str) -> bool:
     """Whether the corpus has its own files for `split` (a single file serves every split); mixed: all of them."""
     spec = str(spec)
-    if MIX in spec:
-        return all(has_split(part, split) for part in corpora(spec))
+    if MIX in spec or "*" in spec:
+        return all(has_split(part, split) for part, _ in corpora(spec))
     if spec.startswith(HUB_PREFIX) or "{split}" in spec:
         return True
     path = Path(spec)

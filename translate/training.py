@@ -309,7 +309,7 @@ def load_splits(cfg: RunConfig) -> tuple[list[Pair], list[Pair], dict[str, int]]
     """Training and validation pairs, and the training pairs of each corpus. A corpus without a validation split
     gives up its last pairs for one."""
     d = cfg.data
-    train, counts = read_mixed(d.path, d.src, d.tgt, d.train_split)
+    train, counts = read_mixed(d.path, d.src, d.tgt, d.train_split, weighted=True)
     if has_split(d.path, d.valid_split):
         return train, read_parallel(d.path, d.src, d.tgt, d.valid_split), counts
     n = min(HELD_OUT, len(train) // 10)
