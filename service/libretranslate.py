@@ -20,7 +20,7 @@ from litestar.di import NamedDependency
 from service.access import ApiKeys
 from service.batching import Batcher
 from service.detection import detect
-from service.errors import BadRequest, Forbidden, LimitExceeded, ServiceError, UnsupportedPair
+from service.errors import BadRequest, Forbidden, LimitExceeded, NotReady, ServiceError, UnsupportedPair
 from service.registry import Registry
 from service.request import ServiceRequest
 from service.routes import check_limits, detect_source
@@ -118,14 +118,14 @@ class LibreTranslateController(Controller):
         body: DetectBody = await read_body(request, DetectBody)
         check_key(keys, request, body.api_key)
         if not registry.loaded:
-            registry.get("")  # raises NotReady
+            raise NotReady()
         ranked = detect(body.q, sorted({s for s, _ in registry.pairs()}))
         return [{"confidence": round(100 * p, 1), "language": code} for code, p in ranked]
 
     @get("/languages")
     async def languages(self, registry: NamedDependency[Registry]) -> list[dict[str, Any]]:
         if not registry.loaded:
-            registry.get("")  # raises NotReady
+            raise NotReady()
         targets: dict[str, list[str]] = {}
         for source, target in registry.pairs():
             targets.setdefault(source, []).append(target)
