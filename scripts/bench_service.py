@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from service_client import ROOT, free_port, run_clients, sentences, start_server
+from service_client import ROOT, add_common_args, free_port, run_clients, sentences, start_server
 
 
 def measure(label: str, models: Path, max_batch: int, serve_args: list[str], model: str | None, texts: list[str],
@@ -48,12 +48,9 @@ def measure(label: str, models: Path, max_batch: int, serve_args: list[str], mod
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="runs", help="folder of runs to serve (default: runs)")
-    p.add_argument("--model", help="run name to load-test (default: the first served)")
+    add_common_args(p)
     p.add_argument("--clients", default="1,16", help="comma-separated concurrent client counts (default: 1,16)")
     p.add_argument("--seconds", type=float, default=20, help="load time per client count (default: 20)")
-    p.add_argument("--beam", type=int, default=5, help="beam size of each request (default: 5)")
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "multi30k"), help="Multi30k folder for sentences")
     p.add_argument("--engine", default="torch", help="serve --engine (default: torch)")
     p.add_argument("--quantize", default="none", help="serve --quantize (default: none)")
     p.add_argument("--before-rev", help="also serve this git revision of the project (default settings), batching on")

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from service_client import ROOT, free_port, run_clients, sentences, start_server
+from service_client import add_common_args, free_port, run_clients, sentences, start_server
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -66,14 +66,11 @@ def quantile_ms(q: float, before: dict[float, float], after: dict[float, float])
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="runs", help="folder of runs to serve (default: runs)")
-    p.add_argument("--model", help="run name to load (default: the first served)")
+    add_common_args(p)
     p.add_argument("--clients", default="16,256,256", help="comma-separated concurrent client counts (default: 16,256,256)")
     p.add_argument("--seconds", type=float, default=60, help="load time per row (default: 60)")
     p.add_argument("--warmup", type=float, default=10, help="warm-up time at the first client count (default: 10)")
-    p.add_argument("--beam", type=int, default=5, help="beam size of each request (default: 5)")
     p.add_argument("--no-backoff", action="store_true", help="after a 503, retry at once instead of after Retry-After")
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "multi30k"), help="Multi30k folder for sentences")
     p.add_argument("--serve-args", default="", help="extra `translate serve` flags, e.g. '--quantize int8'")
     args = p.parse_args()
 

@@ -22,6 +22,9 @@ One run on this machine (2 cores), --run runs/transformer-de-en (the Multi30k Tr
 | multi30k | 66 | 1044 | 31.52 | 32.03 | 46/66 |
 | tatoeba | 232 | 585 | 2.18 | 2.19 | 170/232 |
 
+one 1897-character paragraph of the 15 longest Multi30k test sentences: 15 sentences out; identical to its
+sentences translated one by one
+
 Both splitters miss the same boundaries on Multi30k: captions without a final full stop, which no splitter can
 see; pysbd is a little more accurate on Tatoeba but 80-150x slower, unreleased since 2021 and without Czech, so
 sentencex splits (translate/segmenting.py). Whole paragraphs score within 0.5 BLEU of their sentences translated
@@ -116,6 +119,29 @@ def compare_translation(run: str, corpora: dict[str, tuple[list[str], list[str]]
         print(f"| {corpus} | {len(paras)} | {chars:.0f} | {b_whole:.2f} | {b_single:.2f} | {fifteen}/{len(paras)} |")
 
 
+def longest_paragraph(src: list[str], ref: list[str], limit: int = 2000) -> tuple[list[str], list[str]]:
+    """15 of the longest sentences (both sides ending like sentences) whose paragraph stays within `limit` chars."""
+    pairs = sorted(((s, t) for s, t in zip(src, ref) if s[-1] in ".!?" and t[-1] in ".!?"), key=lambda p: -len(p[0]))
+    per_sentence = (limit - 2 * (GROUP - 1)) // GROUP  # room for the separators
+    chosen = [p for p in pairs if len(p[0]) <= per_sentence][:GROUP]
+    return [s for s, _ in chosen], [t for _, t in chosen]
+
+
+def long_paragraph(run: str, src: list[str], ref: list[str], beam: int) -> None:
+    from translate import Translator
+    from translate.segmenting import split_sentences
+
+    translator = Translator.load(run)
+    src, ref = longest_paragraph(src, ref)
+    (text, _), = paragraphs(src)
+    whole = translator.translate([text], beam_size=beam, split=True)[0].text
+    singles = [t.text for t in translator.translate(src, beam_size=beam)]
+    out = len([p for p in split_sentences(whole, translator.tgt_lang) if p.text])
+    same = whole.replace("\n\n", " ") == " ".join(singles)
+    print(f"\none {len(text)}-character paragraph of the {GROUP} longest Multi30k test sentences: {out} sentences "
+          f"out; {'identical to' if same else 'different from'} its sentences translated one by one")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--multi30k", default=str(ROOT.parent / "shared" / "data" / "multi30k"))
@@ -129,6 +155,8 @@ def main() -> None:
     compare_splitters({name: src for name, (src, _) in corpora.items()})
     if args.run:
         compare_translation(args.run, corpora, args.beam)
+        if "multi30k" in corpora:
+            long_paragraph(args.run, *corpora["multi30k"], args.beam)
 
 
 if __name__ == "__main__":

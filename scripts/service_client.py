@@ -24,6 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 FALLBACK = ["Ein Hund rennt über die Wiese.", "Zwei Männer spielen Fußball.", "Eine Frau liest ein Buch im Park."]
 
 
+def add_common_args(p) -> None:
+    """The flags every service benchmark takes: what to serve, what to load it with."""
+    p.add_argument("--models", default="runs", help="folder of runs to serve (default: runs)")
+    p.add_argument("--model", help="run name to load (default: the first served)")
+    p.add_argument("--beam", type=int, default=5, help="beam size of each request (default: 5)")
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "multi30k"), help="Multi30k folder for sentences")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

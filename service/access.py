@@ -57,16 +57,22 @@ class ApiKeys:
         return key_id(presented) if any(matches) else None
 
 
+def bearer_token(connection: ASGIConnection) -> str:
+    """The KEY of an `Authorization: Bearer KEY` header, or ""."""
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
     def __init__(self, app: ASGIApp, keys: ApiKeys):
         super().__init__(app, exclude=OPEN + LIBRETRANSLATE)
         self.keys = keys
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
-        scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(connection)
+        if not token:
             raise Unauthorized("this service needs an API key: send 'Authorization: Bearer KEY'")
-        identity = self.keys.identify(token.strip())
+        identity = self.keys.identify(token)
         if identity is None:
             raise Unauthorized("invalid API key")
         return AuthenticationResult(user=identity, auth=identity)

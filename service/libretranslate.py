@@ -17,7 +17,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 
-from service.access import ApiKeys
+from service.access import ApiKeys, bearer_token
 from service.batching import Batcher
 from service.detection import detect
 from service.errors import BadRequest, Forbidden, LimitExceeded, NotReady, ServiceError, UnsupportedPair
@@ -65,8 +65,7 @@ async def read_body(request: ServiceRequest, struct: type[msgspec.Struct]) -> An
 def check_key(keys: ApiKeys | None, request: Request, api_key: str) -> None:
     if keys is None:
         return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    presented = api_key or (token.strip() if scheme.lower() == "bearer" else "")
+    presented = api_key or bearer_token(request)
     if not presented or keys.identify(presented) is None:
         raise Forbidden("Invalid API key" if presented else "Please provide an API key (api_key)")
 

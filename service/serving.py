@@ -73,15 +73,16 @@ class Serving:
 
     async def _swap(self, new: Registry, removed: list[str]) -> None:
         async def drain_removed() -> None:  # new requests get 404; accepted ones finish on the old workers
-            batchers = [self.batchers.pop(name) for name in removed if name in self.batchers]
+            batchers = [self.batchers.pop(name) for name in removed]
             await asyncio.gather(*(batcher.stop() for batcher in batchers))
 
-        if self.inference is None:
+        if self.inference is None:  # nothing was served: no workers to replace
             self.inference = Inference(self.settings, new, self.workers)
             await self.inference.start()
         elif new.translators:
             await self.inference.replace(new, before_swap=drain_removed)
-        await drain_removed()  # (already done unless the old workers stay: every model was removed)
+        else:  # every run removed: the idle old workers stay
+            await drain_removed()
         new.loaded, self.registry = True, new
         for name in new.translators.keys() - self.batchers.keys():
             self._add_batcher(name)
