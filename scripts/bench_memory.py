@@ -34,7 +34,8 @@ def child(args: argparse.Namespace) -> None:
         assert keep_freed_memory(), "mallopt failed: not glibc?"
     import torch
 
-    from translate.data import EncodedCorpus, read_parallel
+    from translate.data import read_parallel
+    from translate.encoded import EncodedCorpus
     from translate.models import build_model, make_config
     from translate.tokenizer import train_tokenizers
     from translate.training import train_step

@@ -1,8 +1,9 @@
 """Training speed of our Transformer vs. a plain PyTorch one (`torch.nn.Transformer`) of the same size.
 
 Both train on the same real Multi30k batches (8k joint SentencePiece vocabulary, 4k-token length-bucketed
-batches): forward, label-smoothed loss, backward, clipping, AdamW. Prints target tokens/s of each, measured in
-this run, after warm-up steps.
+batches): forward, label-smoothed loss, backward, clipping, AdamW, their steps interleaved batch by batch (who goes
+first alternates), with the heap setting `translate train` uses for both. Prints target tokens/s of each,
+measured in this run, after warm-up steps.
 
     .venv/bin/python scripts/bench_train.py --steps 30
 """
@@ -17,7 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from translate.data import EncodedCorpus, read_parallel
+from translate.data import read_parallel
+from translate.encoded import EncodedCorpus
+from translate.memory import keep_freed_memory
 from translate.models import build_model, count_parameters, make_config
 from translate.tokenizer import PAD_ID, train_tokenizers
 from translate.training import train_step
@@ -55,17 +58,21 @@ class PlainTransformer(nn.Module):
         return self.out(h)
 
 
-def tokens_per_second(model: nn.Module, batches, steps: int, warmup: int) -> float:
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.98))
-    model.train()
-    tokens, seconds = 0, 0.0
+def tokens_per_second(models: dict[str, nn.Module], batches, steps: int, warmup: int) -> dict[str, float]:
+    """Target tokens/s of each model, their steps interleaved on the same batches: whatever else the machine does
+    meanwhile slows both alike, and neither always runs on a cold (or warm) allocator."""
+    opts = {name: torch.optim.AdamW(m.parameters(), lr=5e-4, betas=(0.9, 0.98)) for name, m in models.items()}
+    tokens, seconds = 0, dict.fromkeys(models, 0.0)
     for i, batch in enumerate(batches[: warmup + steps]):
-        t0 = time.perf_counter()
-        train_step(model, opt, batch, label_smoothing=0.1, clip_norm=1.0)
+        for name, model in models.items() if i % 2 else reversed(models.items()):  # alternate who goes first
+            model.train()
+            t0 = time.perf_counter()
+            train_step(model, opts[name], batch, label_smoothing=0.1, clip_norm=1.0)
+            if i >= warmup:
+                seconds[name] += time.perf_counter() - t0
         if i >= warmup:
-            seconds += time.perf_counter() - t0
             tokens += batch.n_tgt_tokens
-    return tokens / seconds
+    return {name: tokens / s for name, s in seconds.items()}
 
 
 def main() -> None:
@@ -74,7 +81,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30, help="timed steps per model (default: 30)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--max-tokens", type=int, default=4096)
+    p.add_argument("--allocator", choices=("keep", "default"), default="keep",
+                   help="keep: the heap setting `translate train` uses (translate/memory.py), for both models; "
+                        "default: the C library's")
     args = p.parse_args()
+    if args.allocator == "keep":
+        keep_freed_memory()
 
     torch.manual_seed(0)
     pairs = read_parallel(args.data, "de", "en", "train")
@@ -83,10 +95,11 @@ def main() -> None:
     batches = list(corpus.batches(args.max_tokens, seed=1, epoch=0))
     ours = build_model("transformer", make_config("transformer", {"src_vocab": tok.src.vocab_size, "tgt_vocab": tok.tgt.vocab_size}))
     peer = PlainTransformer(tok.tgt.vocab_size)
-    print(f"{torch.get_num_threads()} threads, {args.steps} steps of {args.max_tokens}-token batches after {args.warmup} warm-up")
-    results = {}
-    for name, model in [("translate transformer", ours), ("torch.nn.Transformer", peer)]:
-        results[name] = tokens_per_second(model, batches, args.steps, args.warmup)
+    print(f"{torch.get_num_threads()} threads, {args.steps} steps of {args.max_tokens}-token batches after {args.warmup} "
+          f"warm-up, steps interleaved, {args.allocator} allocator")
+    models = {"translate transformer": ours, "torch.nn.Transformer": peer}
+    results = tokens_per_second(models, batches, args.steps, args.warmup)
+    for name, model in models.items():
         print(f"{name:24s} {count_parameters(model):>10,} params  {results[name]:8.0f} target tokens/s", flush=True)
     a, b = results.values()
     print(f"ours / peer: {a / b:.2f}x")

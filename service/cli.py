@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import dataclasses
 import os
+import tempfile
 from pathlib import Path
 
 from translate import CHECKPOINTS
@@ -15,8 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--models", required=True, help=f"folder of run folders (each with {CHECKPOINTS})")
     s.add_argument("--host", default=None, help="address to bind (default: 127.0.0.1)")
     s.add_argument("--port", type=int, default=None, help="port (default: 8000)")
+    s.add_argument("--processes", type=int, default=None,
+                   help="service processes sharing the port (uvicorn's worker processes), each loading every model; "
+                        "/ready answers 200 only when all are ready; kill -HUP restarts them one by one, each "
+                        "taking over when its models are loaded; POST /admin/reload reloads them all (default: 1)")
     s.add_argument("--workers", type=int, default=None,
-                   help="inference workers shared by the models, one thread each (default: one per core)")
+                   help="inference workers per service process, shared by its models, one thread each "
+                        "(default: one per core, divided among the --processes: max(1, cores // processes))")
     s.add_argument("--engine", choices=("torch", "ctranslate2"), default=None,
                    help="ctranslate2: Transformers run on CTranslate2 (exported on first use), others on ours")
     s.add_argument("--quantize", choices=("none", "int8", "bf16"), default=None,
@@ -28,31 +34,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=serve)
 
 
+# How long uvicorn's rolling restart (SIGHUP with --processes N) waits for a new process to load its models before
+# it gives up and keeps the old one; also how long it waits on a process that does not answer its health check.
+PROCESS_START_TIMEOUT_S = 300
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
-    from service.requests_log import RequestIdFilter
+    from service.requests_log import log_to_stderr
     from service.settings import Settings
 
     settings = Settings.from_env(
-        models_dir=Path(args.models), host=args.host, port=args.port, workers=args.workers, device=args.device,
-        engine=args.engine, quantize=args.quantize, rate_limit=args.rate_limit,
+        models_dir=Path(args.models), host=args.host, port=args.port, processes=args.processes, workers=args.workers,
+        device=args.device, engine=args.engine, quantize=args.quantize, rate_limit=args.rate_limit,
         api_keys_file=Path(args.api_keys_file) if args.api_keys_file else None,
     )
     if not settings.models_dir.is_dir():
         raise ValueError(f"models folder not found: {settings.models_dir}")
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
-    service_log = logging.getLogger("service")
-    service_log.setLevel(logging.INFO)
-    service_log.addHandler(handler)
-    service_log.propagate = False  # one line per record, in this format
-    print(f"serving {settings.models_dir} at http://{settings.host}:{settings.port}/ (API docs: /schema; "
-          f"kill -HUP {os.getpid()} reloads the models)", flush=True)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=30,
+    log_to_stderr(with_pid=settings.processes > 1)
+    server_options = dict(
+        host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=30,
         access_log=False,  # service.access logs each request with its ID instead
     )
+    if settings.processes == 1:
+        print(f"serving {settings.models_dir} at http://{settings.host}:{settings.port}/ (API docs: /schema; "
+              f"kill -HUP {os.getpid()} reloads the models)", flush=True)
+        uvicorn.run(create_app(settings), **server_options)
+        return 0
+    # N processes: uvicorn starts, watches and restarts them; each builds its app from the environment they inherit.
+    with tempfile.TemporaryDirectory(prefix="translate-processes-") as states:
+        settings = dataclasses.replace(settings, processes_dir=Path(states))
+        create_app(settings)  # bad settings (keys file, rate limit) fail here once, not in every process
+        os.environ.update(settings.to_env())
+        print(f"serving {settings.models_dir} at http://{settings.host}:{settings.port}/ with {settings.processes} "
+              f"processes (API docs: /schema; kill -HUP {os.getpid()} restarts them one by one, each loading the "
+              f"models afresh; POST /admin/reload reloads them all in place)", flush=True)
+        uvicorn.run(
+            "service.app:create_app_from_env", factory=True, workers=settings.processes,
+            timeout_worker_healthcheck=PROCESS_START_TIMEOUT_S, **server_options,
+        )
     return 0

@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -47,10 +48,20 @@ class WorkerPlan:
         return cls(settings, paths, {name: registry.translators[name] for name in registry.kept})
 
 
+def _exit_with(parent: int) -> None:
+    """Ends this worker when its server process is gone: a server killed outright (SIGKILL, the OOM killer) cannot
+    stop its workers, and the pool's queue never closes under them; with --processes N uvicorn starts a new server
+    process with workers of its own, so orphans would pile up, each holding every model."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+
+
 def _start_worker(plan: WorkerPlan) -> None:
     """A worker process's initializer: one thread, no Ctrl-C, the models loaded."""
     global _WORKER_REGISTRY
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     pin_threads(1)
     s, registry = plan.settings, Registry()
     for name, path in plan.paths.items():

@@ -35,6 +35,11 @@ class Registry:
     kept: set[str] = field(default_factory=set)  # served from memory: their files changed and failed to load
     loaded: bool = False  # set by the app once the models are loaded and their workers are ready
 
+    @property
+    def status(self) -> str:
+        """loading | ready | no models (what `/ready` says)."""
+        return "loading" if not self.loaded else "ready" if self.translators else "no models"
+
     def load(
         self, models_dir: Path, device: str = "cpu", engine: str = "torch", quantize: str = "none",
         previous: Registry | None = None,

@@ -60,3 +60,17 @@ class RequestIdMiddleware(ASGIMiddleware):
             caller = scope.get("auth") or "-"  # the API key's ID (service.access), never the key
             log.info("%s %s %d %.1f ms %s", scope["method"], scope["path"], status, ms, caller)
             REQUEST_ID.reset(token)
+
+
+def log_to_stderr(with_pid: bool = False) -> None:
+    """The service's log lines on stderr, each with its request ID (and the process ID, where several serve)."""
+    service_log = logging.getLogger("service")
+    if any(isinstance(h, logging.StreamHandler) for h in service_log.handlers):
+        return  # set up already in this process
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    where = " %(process)d" if with_pid else ""
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s{where} %(name)s [%(request_id)s] %(message)s"))
+    service_log.setLevel(logging.INFO)
+    service_log.addHandler(handler)
+    service_log.propagate = False  # one line per record, in this format

@@ -7,6 +7,7 @@ can give is documented in the OpenAPI schema (`refusals`), so clients and schema
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from litestar.response import File
 from service.batching import Batcher
 from service.detection import detect
 from service.errors import BadRequest, LimitExceeded, NotReady
+from service.processes import ProcessBoard
 from service.registry import Registry
 from service.request import ServiceRequest
 from service.schemas import (
@@ -87,14 +89,24 @@ async def translate_with(
 class HealthController(Controller):
     @get("/health")
     async def health(self) -> Status:
-        return Status("ok")
+        """This process is alive (with --processes N, only the one that answered)."""
+        return Status("ok", os.getpid())
 
-    @get("/ready", responses={503: ResponseSpec(ReadyStatus, description="loading, or no model could be loaded")})
-    async def ready(self, registry: NamedDependency[Registry]) -> Response[ReadyStatus]:
+    @get("/ready", responses={503: ResponseSpec(
+        ReadyStatus, description="loading, no model could be loaded, or (with --processes N) another process is not ready"
+    )})
+    async def ready(
+        self, registry: NamedDependency[Registry], board: NamedDependency[ProcessBoard | None],
+    ) -> Response[ReadyStatus]:
         if not registry.loaded:
             return Response(ReadyStatus("loading", [], {}), status_code=503, headers={"Retry-After": "2"})
-        body = ReadyStatus("ready" if registry.translators else "no models", sorted(registry.translators), registry.errors)
-        return Response(body, status_code=200 if registry.translators else 503)
+        body = ReadyStatus(registry.status, sorted(registry.translators), registry.errors)
+        if board is not None:  # every process behind this port, not only this one
+            body.processes = board.read()
+            if body.status == "ready" and not board.all_ready(body.processes):
+                body.status = "waiting for processes"
+                return Response(body, status_code=503, headers={"Retry-After": "2"})
+        return Response(body, status_code=200 if body.status == "ready" else 503)
 
 
 class TranslationController(Controller):

@@ -106,20 +106,31 @@ class ModelsResponse(msgspec.Struct):
 
 class Status(msgspec.Struct):
     status: str
+    pid: int  # the service process that answered (`translate serve --processes N` runs several on one port)
 
 
-class ReadyStatus(msgspec.Struct):
-    status: str  # ready | loading | no models
+class ProcessState(msgspec.Struct):
+    """One service process's state, as it publishes it to the others (`service.processes`)."""
+
+    pid: int
+    status: str  # ready | loading | no models | exited (died; its successor is on its way)
+    models: list[str]
+
+
+class ReadyStatus(msgspec.Struct, omit_defaults=True):
+    status: str  # ready | loading | no models | waiting for processes (this one is ready, another is not)
     models: list[str]
     errors: dict[str, str]  # run name -> why it failed to load
+    processes: list[ProcessState] = []  # with --processes N: every process's state; 200 needs N of them ready
 
 
-class ReloadReport(msgspec.Struct):
+class ReloadReport(msgspec.Struct, omit_defaults=True):
     added: list[str]
     replaced: list[str]  # their checkpoints changed
     removed: list[str]
     unchanged: list[str]
     failed: dict[str, str]  # run name -> why (a run that was served before keeps its previous version)
+    signalled: list[int] = []  # with --processes N: the other processes, sent SIGHUP to reload the same way
 
 
 class ErrorBody(msgspec.Struct):

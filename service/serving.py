@@ -29,7 +29,8 @@ class Serving:
         self.registry = Registry()
         self.batchers: dict[str, Batcher] = {}
         self.inference: Inference | None = None
-        self.workers = settings.workers or default_workers()
+        # N service processes share the cores: each gets its share, so that together they do not oversubscribe them
+        self.workers = settings.workers or max(1, default_workers() // settings.processes)
         self._free_workers = asyncio.Semaphore(self.workers)  # shared by every model's batcher
         self._reloading = asyncio.Lock()
 

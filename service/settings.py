@@ -18,7 +18,9 @@ class Settings:
     models_dir: Path = Path("runs")  # every run folder (or .pt file) under it is served
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 0  # inference worker processes (threads on a GPU) shared by all models; 0: one per core
+    processes: int = 1  # service processes sharing the port (uvicorn's workers), each with its own models and workers
+    processes_dir: Path | None = None  # where the processes publish their states (`translate serve` makes it)
+    workers: int = 0  # inference worker processes (threads on a GPU) per service process; 0: its share of the cores
     device: str = "cpu"  # auto | cpu | cuda
     engine: str = "torch"  # torch (every architecture) | ctranslate2 (Transformers; the others stay on torch)
     quantize: str = "none"  # none | int8 | bf16: reduced precision for inference
@@ -36,6 +38,8 @@ class Settings:
     rate_limit: str = ""  # e.g. 60/minute: requests per key (per client address without keys); empty: no limit
 
     def __post_init__(self) -> None:
+        if self.processes < 1:
+            raise ValueError(f"processes must be at least 1, not {self.processes}")
         if self.batch_wait_ms >= self.max_wait_ms:  # every request would wait out the deadline in the batch window
             raise ValueError(f"batch_wait_ms ({self.batch_wait_ms}) must be below max_wait_ms ({self.max_wait_ms})")
 
@@ -47,3 +51,8 @@ class Settings:
         values = {names[var]: raw for var, raw in environ.items() if var in names}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return decode_settings(cls, values, "service", spell=lambda key: f"{ENV_PREFIX}{key.upper()}")
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the variables `from_env` reads: how `translate serve` hands them to its processes."""
+        return {f"{ENV_PREFIX}{f.name.upper()}": str(value) for f in dataclasses.fields(self)
+                if (value := getattr(self, f.name)) is not None}

@@ -4,9 +4,8 @@ import json
 import pytest
 
 from tests.tiny import read_lines
-from translate.data import (
-    EncodedCorpus, clean_pairs, fetch_multi30k, has_split, make_batch, read_parallel, token_batches,
-)
+from translate.data import fetch_multi30k, has_split, make_batch, read_parallel, token_batches
+from translate.encoded import EncodedCorpus, clean
 from translate.errors import CorpusError
 from translate.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
@@ -85,11 +84,10 @@ def test_hub_offline_fails_with_a_clear_message(monkeypatch, tmp_path):
         read_parallel("hub:bentrevett/multi30k", "de", "en", "train")
 
 
-def test_clean_pairs_reports_what_it_drops():
-    pairs = [("a", "b"), ("", "b"), ("a", ""), ("long", "x"), ("c", "d")]
+def test_clean_reports_what_it_drops():
     encoded = [([5], [6]), ([], [6]), ([5], []), ([5] * 11, [6]), ([7], [8])]
-    keep, report = clean_pairs(pairs, encoded, max_len=10)
-    assert keep == [0, 4]
+    kept, report = clean(EncodedCorpus.from_examples(encoded), max_len=10)
+    assert kept.rows.tolist() == [0, 4]
     assert (report.kept, report.empty, report.too_long) == (2, 2, 1)
     assert "dropped 2 with an empty side and 1 over-long" in str(report)
 
@@ -97,10 +95,11 @@ def test_clean_pairs_reports_what_it_drops():
 def test_token_batches_respect_budget_cover_everything_and_are_seeded():
     lengths = [(i * 7) % 23 + 1 for i in range(500)]
     batches = token_batches(lengths, max_tokens=64, seed=3, epoch=0)
-    assert sorted(i for b in batches for i in b) == list(range(500))
+    assert sorted(int(i) for b in batches for i in b) == list(range(500))
     assert all(max(lengths[i] for i in b) * len(b) <= 64 for b in batches)
-    assert batches == token_batches(lengths, max_tokens=64, seed=3, epoch=0)
-    assert batches != token_batches(lengths, max_tokens=64, seed=3, epoch=1)
+    same, other = token_batches(lengths, 64, seed=3, epoch=0), token_batches(lengths, 64, seed=3, epoch=1)
+    assert [b.tolist() for b in batches] == [b.tolist() for b in same]
+    assert [b.tolist() for b in batches] != [b.tolist() for b in other]
     # length bucketing: padding stays small
     padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
     assert padded < 1.3 * sum(lengths)
@@ -113,7 +112,7 @@ def test_batch_layout():
     assert batch.tgt_out.tolist() == [[8, 9, EOS_ID, PAD_ID], [11, 12, 13, EOS_ID]]
     assert batch.src_mask.tolist() == [[True] * 4, [True, True, False, False]]
     assert batch.n_tgt_tokens == 7
-    assert sum(len(b.src) for b in EncodedCorpus([([1], [2])] * 10).batches(8, 0, 0)) == 10
+    assert sum(len(b.src) for b in EncodedCorpus.from_examples([([1], [2])] * 10).batches(8, 0, 0)) == 10
 
 
 def test_fetch_multi30k_from_local_copy(multi30k, tmp_path):

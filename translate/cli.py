@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -26,6 +28,7 @@ TRAIN_FLAGS = [  # (flag, section, key): shortcuts for settings that --set also 
     ("data", "data", "path"), ("src", "data", "src"), ("tgt", "data", "tgt"),
     ("max_steps", "train", "max_steps"), ("minutes", "train", "minutes"), ("seed", "train", "seed"),
     ("device", "train", "device"), ("eval_every", "train", "eval_every"), ("max_tokens", "train", "max_tokens"),
+    ("accum", "train", "accum"),
     ("lr", "train", "lr"), ("keep", "train", "keep"), ("vocab_size", "tokenizer", "vocab_size"),
     ("cell", "model", "cell"), ("heads", "model", "heads"), ("layers", "model", "layers"),
 ]
@@ -74,7 +77,9 @@ class TrainProgress:
             f"{info.arch}: {info.parameters:,} parameters on {info.device}; vocab {info.vocab[0]}/{info.vocab[1]}; "
             + (f"corpora {', '.join(f'{name} {n:,}' for name, n in info.corpora.items())}; " if len(info.corpora) > 1 else "")
             + f"{info.cleaning}; {info.valid_pairs} validation pairs"
-            + (f"; resuming at step {info.resumed_at}" if info.resumed_at is not None else ""),
+            + (f"; {info.world_size} processes x {info.accum} micro-batches per update" if info.world_size * info.accum > 1 else "")
+            + (f"; resuming at step {info.resumed_at}" if info.resumed_at is not None else "")
+            + f"; set up in {info.setup_seconds:.1f} s",
             file=sys.stderr,
         )
         if info.resumed_at:
@@ -108,10 +113,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = run_config_from_dict(merge(raw, _train_overrides(args)))
     if not args.resume:
         _check_data(cfg.data.path)
-    with TrainProgress(cfg.train.max_steps) as progress:
-        summary = train(cfg, Path(args.out), resume=args.resume, callbacks=[progress])
-    _print_json(summary)
+    if args.nproc and args.nproc > 1:
+        return _torchrun(args.nproc)
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, one process reports
+    with TrainProgress(cfg.train.max_steps) if main_process else contextlib.nullcontext() as progress:
+        summary = train(cfg, Path(args.out), resume=args.resume, callbacks=[progress] if progress else [])
+    if main_process:
+        _print_json(summary)
     return 0
+
+
+def _torchrun(nproc: int) -> int:
+    """This same command line without --nproc, under torchrun with `nproc` processes."""
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip or arg == "--nproc" or arg.startswith("--nproc="):
+            skip = arg == "--nproc"
+            continue
+        argv.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "translate", *argv]
+    log.info("running %s", " ".join(command))
+    return subprocess.call(command)
 
 
 def _check_data(spec: str) -> None:
@@ -240,7 +263,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--heads", type=int, help="attention heads")
     t.add_argument("--layers", type=int, help="recurrent models: layers")
     t.add_argument("--vocab-size", type=int, help="SentencePiece vocabulary size (default: 8000)")
-    t.add_argument("--max-tokens", type=int, help="padded tokens per batch (default: 4096)")
+    t.add_argument("--max-tokens", type=int, help="padded tokens per batch, per process (default: 4096)")
+    t.add_argument("--accum", type=int, help="micro-batches accumulated per update (default: 1); --accum N in one "
+                   "process takes the same global batch as N processes")
+    t.add_argument("--nproc", type=int, help="train with N data-parallel processes on this machine: a shortcut for "
+                   "`torchrun --standalone --nproc-per-node N -m translate train ...`")
     t.add_argument("--lr", type=float, help="peak learning rate")
     t.add_argument("--eval-every", type=int, help="updates between validations")
     t.add_argument("--keep", type=int, help="keep the checkpoints of the last N validations, for `translate average`")

@@ -26,7 +26,8 @@ import msgspec
 
 from translate.analysis import gradient_norms_by_distance
 from translate.config import DataConfig, RunConfig, TokenizerConfig, run_config_from_dict
-from translate.data import EncodedCorpus, read_parallel
+from translate.data import read_parallel
+from translate.encoded import EncodedCorpus
 from translate.errors import ConfigError
 from translate.evaluation import evaluate_run
 from translate.records import Analysis, AttentionSample, EvalResult, TunedResult

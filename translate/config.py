@@ -54,12 +54,13 @@ class TokenizerConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    max_tokens: int = 4096  # padded tokens per batch (length-bucketed)
+    max_tokens: int = 4096  # padded tokens per batch (length-bucketed), per process and micro-batch
     lr: float = 1e-3  # peak learning rate, reached after warmup
     warmup_steps: int = 100  # linear warmup, then inverse square-root decay (short: CPU budgets are few steps)
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     label_smoothing: float = 0.1
     clip_norm: float = 1.0  # gradient-norm clipping; 0 disables
+    accum: int = 1  # micro-batches accumulated per update: one process can take an N-process run's global batch
     max_steps: int = 0  # stop after this many updates; 0 = no limit
     minutes: float = 0.0  # stop after this much training wall-clock time (summed over resumes); 0 = no limit
     max_epochs: int = 1000
@@ -73,6 +74,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast when training on CUDA
     threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    def __post_init__(self):
+        if self.accum < 1 or self.max_tokens < 1:
+            raise ConfigError(f"[train] accum and max_tokens must be at least 1 (got {self.accum}, {self.max_tokens})")
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class RunConfig:
 def run_config_from_dict(raw: dict[str, Any]) -> RunConfig:
     """Build and validate a RunConfig from nested plain data (a parsed file, --set strings, a saved config.json)."""
     raw = dict(raw)
+    raw.pop("launch", None)  # config.json also records how a run was launched (world size): not a setting
     arch = raw.pop("arch", RunConfig.arch)
     sections = {name: raw.pop(name, {}) or {} for name in SECTIONS}
     if raw:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
-import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from translate.errors import CorpusError
@@ -41,25 +41,50 @@ def read_parallel(spec: str | Path, src: str, tgt: str, split: str) -> list[Pair
 
     `spec` may name several corpora separated by commas: their pairs are concatenated, each corpus's count logged.
     """
-    if src == tgt:
-        raise CorpusError(f"source and target language are both {src!r}")
     spec = str(spec)
     if MIX in spec or "*" in spec:
         return read_mixed(spec, src, tgt, split)[0]
+    return pairs_of(parallel_dataset(spec, src, tgt, split))
+
+
+def pairs_of(ds) -> list[Pair]:
+    """A parallel dataset's rows as stripped (src, tgt) pairs in Python lists: for splits that fit in memory."""
+    return [(str(s or "").strip(), str(t or "").strip()) for s, t in zip(ds["src"], ds["tgt"])]
+
+
+def parallel_dataset(spec: str | Path, src: str, tgt: str, split: str, in_memory: bool = True):
+    """One corpus's split as a `datasets.Dataset` with string columns `src` and `tgt` (not yet stripped).
+
+    `in_memory=False` leaves the rows in `datasets`' memory-mapped Arrow cache: for corpora larger than memory.
+    """
+    if src == tgt:
+        raise CorpusError(f"source and target language are both {src!r}")
+    spec = str(spec)
     if spec.startswith(HUB_PREFIX):
-        return _read_hub(spec[len(HUB_PREFIX):], src, tgt, split)
+        return _read_hub(spec[len(HUB_PREFIX):], src, tgt, split, in_memory)
     path = Path(spec.replace("{split}", split))
     if path.is_dir():
-        return _read_folder(path, src, tgt, split)
+        return _read_folder(path, src, tgt, split, in_memory)
     if not path.exists():
         raise CorpusError(f"corpus not found: {path}")
     suffixes = [s for s in path.suffixes if s != ".gz"]
     kind = suffixes[-1] if suffixes else ""
     if kind == ".tsv":
-        return _read_tsv(path, src, tgt)
+        return _read_tsv(path, src, tgt, in_memory)
     if kind in (".jsonl", ".json"):
-        return _read_jsonl(path, src, tgt)
+        return _read_jsonl(path, src, tgt, in_memory)
     raise CorpusError(f"unknown corpus format for {path}: expected a folder, a .tsv, a .jsonl file or hub:NAME")
+
+
+def source_files(spec: str | Path, src: str, tgt: str, split: str) -> list[Path]:
+    """The local files one corpus's split is read from (none for a hub corpus): what its content depends on."""
+    spec = str(spec)
+    if spec.startswith(HUB_PREFIX):
+        return []
+    path = Path(spec.replace("{split}", split))
+    if not path.is_dir():
+        return [path] if path.exists() else []
+    return [p for lang in (src, tgt) for p in (path / f"{split}.{lang}", path / f"{split}.{lang}.gz") if p.is_file()][:2]
 
 
 def read_mixed(
@@ -101,12 +126,12 @@ def has_split(spec: str | Path, split: str) -> bool:
     return any(path.glob(f"{split}.*"))
 
 
-def _load_dataset(*args, **kwargs):
+def _load_dataset(*args, in_memory: bool = True, **kwargs):
     """`datasets.load_dataset`, with its failures turned into one-line corpus errors."""
     import datasets  # imported lazily: it is slow to import and only needed when reading
 
     try:
-        return datasets.load_dataset(*args, keep_in_memory=True, **kwargs)
+        return datasets.load_dataset(*args, keep_in_memory=in_memory, **kwargs)
     except CorpusError:
         raise
     except Exception as e:  # datasets raises many types (OSError, ValueError, DatasetGenerationError...)
@@ -114,7 +139,9 @@ def _load_dataset(*args, **kwargs):
         raise CorpusError(f"could not read {args[0] if args else 'corpus'} data: {type(e).__name__}: {first_line}") from e
 
 
-def _read_folder(folder: Path, src: str, tgt: str, split: str) -> list[Pair]:
+def _read_folder(folder: Path, src: str, tgt: str, split: str, in_memory: bool):
+    import datasets
+
     files = {}
     for lang in (src, tgt):
         candidates = [folder / f"{split}.{lang}", folder / f"{split}.{lang}.gz"]
@@ -126,20 +153,20 @@ def _read_folder(folder: Path, src: str, tgt: str, split: str) -> list[Pair]:
                 raise CorpusError(f"language {lang!r} not in {folder} for split {split!r} (found: {', '.join(langs)})")
             raise CorpusError(f"split {split!r} not in {folder} (found: {', '.join(splits) or 'no files'})")
         files[lang] = found[0]
-    columns = {}
-    for lang, path in files.items():
-        ds = _load_dataset("text", data_files={split: str(path)}, split=split)
-        columns[lang] = ds["text"]
-    n_src, n_tgt = len(columns[src]), len(columns[tgt])
+    sides = {
+        side: _load_dataset("text", data_files={split: str(path)}, split=split, in_memory=in_memory).rename_column("text", side)
+        for side, path in (("src", files[src]), ("tgt", files[tgt]))
+    }
+    n_src, n_tgt = len(sides["src"]), len(sides["tgt"])
     if n_src != n_tgt:
         raise CorpusError(
             f"line counts differ in {folder} split {split!r}: {files[src].name} has {n_src} lines, "
             f"{files[tgt].name} has {n_tgt}; the files must be line-aligned"
         )
-    return [(s.strip(), t.strip()) for s, t in zip(columns[src], columns[tgt])]
+    return datasets.concatenate_datasets([sides["src"], sides["tgt"]], axis=1)  # side by side, no copy
 
 
-def _read_tsv(path: Path, src: str, tgt: str) -> list[Pair]:
+def _read_tsv(path: Path, src: str, tgt: str, in_memory: bool):
     with _open_text(path) as f:
         header = f.readline().rstrip("\n").split("\t")
     has_header = src in header and tgt in header
@@ -151,77 +178,52 @@ def _read_tsv(path: Path, src: str, tgt: str) -> list[Pair]:
     ds = _load_dataset(
         "csv", data_files=str(path), split="train", delimiter="\t", quoting=csv.QUOTE_NONE, keep_default_na=False,
         features=datasets.Features({name: datasets.Value("string") for name in names}),  # "28" stays text
-        **({} if has_header else {"column_names": names}),
+        in_memory=in_memory, **({} if has_header else {"column_names": names}),
     )
-    return [(str(s).strip(), str(t).strip()) for s, t in zip(ds[src], ds[tgt])]
+    return _select_sides(ds, src, tgt)
 
 
-def _read_jsonl(path: Path, src: str, tgt: str) -> list[Pair]:
-    ds = _load_dataset("json", data_files=str(path), split="train")
-    return _pairs_from_columns(ds, src, tgt, str(path))
+def _read_jsonl(path: Path, src: str, tgt: str, in_memory: bool):
+    ds = _load_dataset("json", data_files=str(path), split="train", in_memory=in_memory)
+    return _sides_from_columns(ds, src, tgt, str(path))
 
 
-def _read_hub(name: str, src: str, tgt: str, split: str) -> list[Pair]:
+def _read_hub(name: str, src: str, tgt: str, split: str, in_memory: bool):
     repo, _, config = name.partition(":")
     if not repo:
         raise CorpusError("hub corpus needs a name: hub:NAME or hub:NAME:CONFIG")
     args = (repo, config) if config else (repo,)
     try:
-        ds = _load_dataset(*args, split=split)
+        ds = _load_dataset(*args, split=split, in_memory=in_memory)
     except CorpusError as e:
         raise CorpusError(f"{e} (hub corpora need the network; set HF_HUB_OFFLINE=0 and check the name)") from e
-    return _pairs_from_columns(ds, src, tgt, f"hub:{name}")
+    return _sides_from_columns(ds, src, tgt, f"hub:{name}")
 
 
-def _pairs_from_columns(ds, src: str, tgt: str, where: str) -> list[Pair]:
+def _sides_from_columns(ds, src: str, tgt: str, where: str):
     """Flat `{src}`/`{tgt}` columns, or wmt-style rows nested under `translation`."""
     cols = ds.column_names
     if src in cols and tgt in cols:
-        return [(str(s or "").strip(), str(t or "").strip()) for s, t in zip(ds[src], ds[tgt])]
+        return _select_sides(ds, src, tgt)
     if "translation" in cols:
-        rows = ds["translation"]
-        langs = sorted(rows[0].keys()) if rows else []
+        feature = ds.features["translation"]  # a dict of columns, or datasets.Translation (hub wmt sets)
+        langs = sorted(getattr(feature, "languages", None) or feature.keys())
         for lang in (src, tgt):
             if lang not in langs:
                 raise CorpusError(f"language {lang!r} not in {where} (found: {', '.join(langs)})")
-        return [(str(r[src] or "").strip(), str(r[tgt] or "").strip()) for r in rows]
+        return _select_sides(ds.select_columns(["translation"]).flatten(), f"translation.{src}", f"translation.{tgt}")
     missing = [lang for lang in (src, tgt) if lang not in cols]
     raise CorpusError(f"language {', '.join(map(repr, missing))} not in {where} (columns: {', '.join(cols)})")
 
 
+def _select_sides(ds, src_column: str, tgt_column: str):
+    """Just the two language columns, named `src` and `tgt`."""
+    ds = ds.select_columns([src_column, tgt_column])
+    return ds.rename_columns({src_column: "_src", tgt_column: "_tgt"}).rename_columns({"_src": "src", "_tgt": "tgt"})
+
+
 def _open_text(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
-
-
-# --- cleaning ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class CleanReport:
-    """What cleaning removed, so nothing disappears without a word."""
-
-    kept: int = 0
-    empty: int = 0
-    too_long: int = 0
-
-    def __str__(self) -> str:
-        return f"kept {self.kept} pairs, dropped {self.empty} with an empty side and {self.too_long} over-long"
-
-
-def clean_pairs(
-    pairs: Sequence[Pair], encoded: Sequence[tuple[list[int], list[int]]], max_len: int
-) -> tuple[list[int], CleanReport]:
-    """Indices of the pairs to train on: both sides non-empty and at most `max_len` tokens."""
-    keep, report = [], CleanReport()
-    for i, ((s, t), (s_ids, t_ids)) in enumerate(zip(pairs, encoded)):
-        if not s or not t:
-            report.empty += 1
-        elif len(s_ids) > max_len or len(t_ids) > max_len:
-            report.too_long += 1
-        else:
-            keep.append(i)
-    report.kept = len(keep)
-    return keep, report
 
 
 # --- batches -----------------------------------------------------------------------------------------
@@ -259,62 +261,65 @@ def make_src(seqs: Sequence[Sequence[int]]) -> torch.Tensor:
 
 
 def make_batch(examples: Sequence[tuple[Sequence[int], Sequence[int]]]) -> Batch:
-    return Batch(
-        src=make_src([s for s, _ in examples]),
-        tgt_in=pad([[BOS_ID] + list(t) for _, t in examples]),
-        tgt_out=pad([list(t) + [EOS_ID] for _, t in examples]),
+    """A batch of (source ids, target ids) examples, as lists."""
+    flat = {side: [i for ex in examples for i in ex[k]] for k, side in enumerate(("src", "tgt"))}
+    return batch_from_flat(
+        np.asarray(flat["src"], dtype=np.int64), np.asarray([len(s) for s, _ in examples]),
+        np.asarray(flat["tgt"], dtype=np.int64), np.asarray([len(t) for _, t in examples]),
     )
 
 
-def token_batches(lengths: Sequence[int], max_tokens: int, seed: int, epoch: int, shuffle: bool = True) -> list[list[int]]:
+def batch_from_flat(src: np.ndarray, src_lengths: np.ndarray, tgt: np.ndarray, tgt_lengths: np.ndarray) -> Batch:
+    """A batch from token ids stored flat, one example after another (Arrow's list layout), and their lengths."""
+    return Batch(
+        src=torch.from_numpy(_padded(src, src_lengths, end=EOS_ID)),
+        tgt_in=torch.from_numpy(_padded(tgt, tgt_lengths, start=BOS_ID)),
+        tgt_out=torch.from_numpy(_padded(tgt, tgt_lengths, end=EOS_ID)),
+    )
+
+
+def _padded(flat: np.ndarray, lengths: np.ndarray, start: int | None = None, end: int | None = None) -> np.ndarray:
+    """(B, max length + 1) int64: each row's ids, with `start` before them or `end` after them, then PAD."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    out = np.full((len(lengths), int(lengths.max(initial=0)) + 1), PAD_ID, dtype=np.int64)
+    first = 1 if start is not None else 0
+    cols = np.arange(out.shape[1] - first)
+    out[:, first:][cols[None, :] < lengths[:, None]] = flat  # row-major order: row by row, as stored
+    rows = np.arange(len(lengths))
+    if start is not None:
+        out[:, 0] = start
+    if end is not None:
+        out[rows, lengths] = end
+    return out
+
+
+def token_batches(lengths: Sequence[int] | np.ndarray, max_tokens: int, seed: int, epoch: int, shuffle: bool = True) -> list[np.ndarray]:
     """Group example indices into batches of at most `max_tokens` padded tokens (length bucketing).
 
     Examples are shuffled, sorted by length within large pools so padding stays small, packed, and the
     batch order is shuffled again; all of it is a pure function of (seed, epoch), which makes resuming exact.
+    Works on the lengths alone, in numpy: a corpus of millions of examples costs a few index arrays.
     """
-    order = list(range(len(lengths)))
-    rng = random.Random(seed * 1_000_003 + epoch)
-    if shuffle:
-        rng.shuffle(order)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths)) if shuffle else np.arange(len(lengths))
     pool = 100 * max(1, max_tokens // 32)  # a pool of many batches' worth of examples
-    batches: list[list[int]] = []
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
-        batch: list[int] = []
-        longest = 0
-        for i in chunk:
-            longest_if_added = max(longest, lengths[i])
-            if batch and longest_if_added * (len(batch) + 1) > max_tokens:
-                batches.append(batch)
-                batch, longest_if_added = [], lengths[i]
-            batch.append(i)
-            longest = longest_if_added
-        if batch:
-            batches.append(batch)
+    batches: list[np.ndarray] = []
+    for begin in range(0, len(order), pool):
+        chunk = order[begin : begin + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        sizes = lengths[chunk]
+        start = 0
+        while start < len(chunk):
+            # Ascending lengths: a batch's padded size is its last length times its count, growing with each example.
+            window = sizes[start : start + max_tokens]
+            fits = int(np.count_nonzero(window * np.arange(1, len(window) + 1) <= max_tokens))
+            end = start + max(fits, 1)  # an over-long example still forms its own batch
+            batches.append(chunk[start:end])
+            start = end
     if shuffle:
-        rng.shuffle(batches)
+        batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
-
-
-@dataclass
-class EncodedCorpus:
-    """Token ids of one split, ready for batching."""
-
-    examples: list[tuple[list[int], list[int]]]
-
-    @classmethod
-    def from_pairs(cls, pairs: Sequence[Pair], tokenizers: TokenizerPair) -> EncodedCorpus:
-        """Encode (src, tgt) text pairs with the run's tokenizers."""
-        src = tokenizers.src.encode([s for s, _ in pairs])
-        tgt = tokenizers.tgt.encode([t for _, t in pairs])
-        return cls(list(zip(src, tgt)))
-
-    def lengths(self) -> list[int]:
-        return [max(len(s), len(t)) + 1 for s, t in self.examples]  # +1 for EOS/BOS
-
-    def batches(self, max_tokens: int, seed: int, epoch: int, shuffle: bool = True) -> Iterator[Batch]:
-        for idx in token_batches(self.lengths(), max_tokens, seed, epoch, shuffle):
-            yield make_batch([self.examples[i] for i in idx])
 
 
 # --- fetching Multi30k -------------------------------------------------------------------------------

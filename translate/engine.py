@@ -68,7 +68,8 @@ class TorchEngine:
         progress: Callable[[int], None] | None = None,
     ) -> list[list[Hypothesis]]:
         lengths = [len(s) + 1 for s in src_ids]
-        batches = token_batches(lengths, self._budget(lengths, max_tokens, cfg.beam_size), seed=0, epoch=0, shuffle=False)
+        budget = self._budget(lengths, max_tokens, cfg.beam_size)
+        batches = [b.tolist() for b in token_batches(lengths, budget, seed=0, epoch=0, shuffle=False)]
         results: list[list[Hypothesis]] = [[] for _ in src_ids]
         tasks = [(batch, [src_ids[i] for i in batch], cfg, need_attention) for batch in _costliest_first(batches)]
         if self._pool is None or len(tasks) == 1:

@@ -29,3 +29,15 @@ def keep_freed_memory(trim_threshold: int = 1 << 30) -> bool:
     except (OSError, AttributeError):  # musl and others have no mallopt
         return False
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+
+
+def release_freed_memory() -> bool:
+    """Give the memory the heap keeps but no longer uses back to the system (glibc's malloc_trim): once after a
+    phase with its own large transient buffers (SentencePiece training), so they do not add to the steps' peak."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

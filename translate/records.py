@@ -23,6 +23,8 @@ class ValidationRecord(msgspec.Struct, kw_only=True):
     train_tokens_per_s: float
     split: str = "val"
     beam: int = 1  # beam size of the validation BLEU
+    world_size: int = 1  # processes training together (data parallel)
+    global_batch_tokens: int = 0  # padded tokens per update over all processes and accumulated micro-batches
 
 
 class TrainSummary(msgspec.Struct, kw_only=True):

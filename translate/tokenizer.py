@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,17 +141,19 @@ class TokenizerPair:
 
 
 def train_tokenizers(
-    pairs: Sequence[tuple[str, str]], vocab_size: int = 8000, joint: bool = True, model_type: str = "unigram"
+    pairs: Iterable[tuple[str, str]], vocab_size: int = 8000, joint: bool = True, model_type: str = "unigram"
 ) -> TokenizerPair:
     """Train on the training pairs only: one joint model over both sides, or one per language.
 
-    Pairs with an empty side are left out, as training leaves them out.
+    Pairs with an empty side are left out, as training leaves them out. `pairs` is streamed (twice for separate
+    vocabularies), never copied: a corpus of millions of pairs may come straight from disk.
     """
-    pairs = [(s, t) for s, t in pairs if s and t]
+    def side(k: int | None) -> Iterator[str]:
+        for pair in pairs:
+            if pair[0] and pair[1]:
+                yield from pair if k is None else (pair[k],)
+
     if joint:
-        tok = train_tokenizer((t for pair in pairs for t in pair), vocab_size, model_type)
+        tok = train_tokenizer(side(None), vocab_size, model_type)
         return TokenizerPair(tok, tok)
-    return TokenizerPair(
-        train_tokenizer((s for s, _ in pairs), vocab_size, model_type),
-        train_tokenizer((t for _, t in pairs), vocab_size, model_type),
-    )
+    return TokenizerPair(train_tokenizer(side(0), vocab_size, model_type), train_tokenizer(side(1), vocab_size, model_type))

@@ -8,31 +8,34 @@ library prints nothing itself. What a run folder holds is `translate.runfolder`'
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import math
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from translate.checkpoint import Checkpoint, load_checkpoint, model_checkpoint, save_checkpoint
-from translate.config import RunConfig, TrainConfig, run_config_from_dict
-from translate.data import Batch, EncodedCorpus, Pair, clean_pairs, has_split, read_mixed, read_parallel
+from translate.config import DataConfig, RunConfig, TrainConfig, run_config_from_dict
+from translate.data import Batch, Pair, has_split, pairs_of, read_parallel, token_batches
+from translate.distributed import Cluster, join, leave
 from translate.decoding import SearchConfig
+from translate.encoded import CleanReport, EncodedCorpus, Source, cached_tokenizers, clean, encode_sources, open_sources
 from translate.engine import TorchEngine
 from translate.errors import TrainingInterrupted, TranslateError
 from translate.evaluation import score
 from translate.loss import token_cross_entropy
+from translate.memory import release_freed_memory
 from translate.models import Seq2Seq, build_model, count_parameters, make_config
 from translate.records import TrainSummary, ValidationRecord
 from translate.runfolder import RunFolder
-from translate.tokenizer import TokenizerPair, train_tokenizers
+from translate.tokenizer import TokenizerPair
 from translate.translator import pick_device, translate_texts
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,9 @@ class TrainInfo:
     valid_pairs: int
     vocab: tuple[int, int]  # source and target vocabulary sizes
     resumed_at: int | None  # the step a resumed run continues from
+    world_size: int = 1  # processes training together (data parallel)
+    accum: int = 1  # micro-batches each process accumulates per update
+    setup_seconds: float = 0.0  # reading, tokenizing (or finding both in the cache), building the model
 
 
 @dataclass(frozen=True)
@@ -115,9 +121,16 @@ class Session:
     corpus: EncodedCorpus
     valid_pairs: list[Pair]
     model: Seq2Seq
+    trained: torch.nn.Module  # what the steps run: the model, or its DistributedDataParallel wrapper
     optimizer: torch.optim.Optimizer
     state: TrainState
     info: TrainInfo
+    cluster: Cluster
+
+    @property
+    def global_batch_tokens(self) -> int:
+        """Padded tokens per update over every process and accumulated micro-batch."""
+        return self.cfg.train.max_tokens * self.cfg.train.accum * self.cluster.world_size
 
 
 def train(
@@ -125,34 +138,42 @@ def train(
 ) -> TrainSummary:
     """Train one model into run folder `out`; `resume` continues from its last checkpoint.
 
+    Under torchrun every process calls this: each trains on its share of every update's batches (DDP), the main
+    process alone validates, writes the run folder and calls `callbacks`.
     Ctrl-C (or SIGTERM turned into KeyboardInterrupt) saves a resumable checkpoint, then raises TrainingInterrupted.
     """
-    callbacks = callbacks or []
-    s = set_up(cfg, RunFolder(out), resume)
+    cluster = join(use_cuda=pick_device(cfg.train.device).type == "cuda")
+    try:
+        return _train(cfg, RunFolder(out), resume, callbacks or [], cluster)
+    finally:
+        leave(cluster)
+
+
+def _train(cfg: RunConfig, folder: RunFolder, resume: bool, callbacks: list[Callback], cluster: Cluster) -> TrainSummary:
+    s = set_up(cfg, folder, resume, cluster)
     tc, state = s.cfg.train, s.state
+    callbacks = callbacks if cluster.is_main else []  # one process reports
     for cb in callbacks:
         cb.on_start(s.info)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if s.device.type == "cuda" and tc.amp else None
     s.model.train()
-    last_save, stopped = time.monotonic(), "max_epochs"  # the batches running out means max_epochs
+    last_save, stopped = time.monotonic(), ""
     try:
-        for epoch, position, batch in _batches_from(s.corpus, tc, state):
-            # 1. Stop before the next update once the budget is spent.
-            if tc.max_steps and state.step >= tc.max_steps:
-                stopped = "max_steps"
+        for update in _updates_from(s.corpus, tc, state, cluster):
+            # 1. Stop before the next update once the budget is spent (the main process's clock decides for all).
+            stopped = cluster.broadcast(_spent(tc, state))
+            if stopped:
                 break
-            if tc.minutes and state.train_seconds >= tc.minutes * 60:
-                stopped = "minutes"
-                break
-            # 2. One update on this batch.
+            # 2. One update: this process's micro-batches, gradients averaged over all of them and all processes.
             start = time.perf_counter()
             lr = set_lr(s.optimizer, lr_at(state.step + 1, tc))
-            loss = train_step(s.model, s.optimizer, batch.to(s.device), tc.label_smoothing, tc.clip_norm, amp)
+            batches = [s.corpus.batch(idx).to(s.device) for idx in update.batches]
+            loss = train_step(s.trained, s.optimizer, batches, tc.label_smoothing, tc.clip_norm, amp, update.seeds)
             if s.device.type == "cuda":
                 torch.cuda.synchronize()  # so the time below is the step's, not its launch's
-            state.advance(epoch, position, batch.n_tgt_tokens, time.perf_counter() - start)
+            state.advance(update.epoch, update.position, update.tokens, time.perf_counter() - start)
             for cb in callbacks:
-                cb.on_step(StepMetrics(state.step, epoch, loss.item(), lr, batch.n_tgt_tokens, state.tokens_per_s))
+                cb.on_step(StepMetrics(state.step, update.epoch, loss.item(), lr, update.tokens, state.tokens_per_s))
             # 3. Validate and checkpoint every eval_every updates; stop early once BLEU stops improving.
             if tc.eval_every and state.step % tc.eval_every == 0:
                 validate_and_save(s, callbacks)
@@ -161,17 +182,28 @@ def train(
                     stopped = "early_stop"
                     break
             # 4. Between validations, keep a resumable checkpoint no older than save_every_minutes.
-            elif time.monotonic() - last_save > tc.save_every_minutes * 60:
+            elif cluster.is_main and time.monotonic() - last_save > tc.save_every_minutes * 60:
                 save_checkpoint(s.folder.last, make_checkpoint(s, None, resumable=True))
                 last_save = time.monotonic()
     except KeyboardInterrupt:
-        save_checkpoint(s.folder.last, make_checkpoint(s, None, resumable=True))
+        if cluster.is_main:
+            save_checkpoint(s.folder.last, make_checkpoint(s, None, resumable=True))
         raise TrainingInterrupted(str(s.folder.path), state.step) from None
-    return finish(s, stopped, callbacks)
+    return finish(s, stopped or "max_epochs", callbacks)  # the batches running out means max_epochs
 
 
-def set_up(cfg: RunConfig, folder: RunFolder, resume: bool) -> Session:
+def _spent(tc: TrainConfig, state: TrainState) -> str:
+    """Which budget is spent ("" while none is)."""
+    if tc.max_steps and state.step >= tc.max_steps:
+        return "max_steps"
+    if tc.minutes and state.train_seconds >= tc.minutes * 60:
+        return "minutes"
+    return ""
+
+
+def set_up(cfg: RunConfig, folder: RunFolder, resume: bool, cluster: Cluster = Cluster()) -> Session:
     """Settings, data, tokenizers, model, optimizer and state: fresh, or restored from `folder`'s last.pt."""
+    began = time.perf_counter()
     resumed = _resumable(folder) if resume else None
     if resume and resumed is None:
         raise TranslateError(f"nothing to resume: {folder.last} does not exist")
@@ -180,16 +212,10 @@ def set_up(cfg: RunConfig, folder: RunFolder, resume: bool) -> Session:
     if resumed:
         cfg = run_config_from_dict(_with_budget(resumed.train_state["run_config"], cfg))
     tc = cfg.train
-    device = _prepare_torch(tc)
-
-    train_pairs, valid_pairs, counts = load_splits(cfg)
-    tokenizers = resumed.tokenizers if resumed else _tokenizers(cfg, train_pairs)
-    encoded = EncodedCorpus.from_pairs(train_pairs, tokenizers)
-    keep, report = clean_pairs(train_pairs, encoded.examples, cfg.data.max_len)
-    if not keep:
-        raise TranslateError(f"no training pairs left after cleaning: {report}")
-    corpus = EncodedCorpus([encoded.examples[i] for i in keep])
-    valid_pairs = [p for p in valid_pairs if p[0] and p[1]][: tc.eval_sentences or None]
+    device = _prepare_torch(tc, cluster)
+    with cluster.main_first():  # the main process fills the caches (tokenizers, encoded corpus); the others read them
+        data = load_training_data(cfg, resumed.tokenizers if resumed else None)
+    tokenizers = data.tokenizers
 
     model_cfg = make_config(cfg.arch, {
         **cfg.model, "src_vocab": tokenizers.src.vocab_size, "tgt_vocab": tokenizers.tgt.vocab_size,
@@ -201,37 +227,107 @@ def set_up(cfg: RunConfig, folder: RunFolder, resume: bool) -> Session:
     if resumed:
         model.load_state_dict(resumed.weights)
         state = _restore(resumed.train_state, optimizer)
-        folder.summary.unlink(missing_ok=True)  # the run is no longer finished
-    folder.write_config(cfg.to_dict())
+    trained = model
+    if cluster.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     info = TrainInfo(
-        cfg.arch, count_parameters(model), str(device), report.kept, str(report), counts, len(valid_pairs),
-        (tokenizers.src.vocab_size, tokenizers.tgt.vocab_size), state.step if resumed else None,
+        cfg.arch, count_parameters(model), str(device), data.report.kept, str(data.report), data.counts,
+        len(data.valid_pairs), (tokenizers.src.vocab_size, tokenizers.tgt.vocab_size),
+        state.step if resumed else None, cluster.world_size, tc.accum, round(time.perf_counter() - began, 1),
     )
-    log.info("%s: %s parameters, %s; %s", cfg.arch, f"{info.parameters:,}", device, report)
-    return Session(cfg, folder, device, tokenizers, corpus, valid_pairs, model, optimizer, state, info)
+    s = Session(cfg, folder, device, tokenizers, data.corpus, data.valid_pairs, model, trained, optimizer, state,
+                info, cluster)
+    if cluster.is_main:
+        if resumed:
+            folder.summary.unlink(missing_ok=True)  # the run is no longer finished
+        folder.write_config({**cfg.to_dict(), "launch": _launch(s)})
+    log.info("%s: %s parameters, %s; %s", cfg.arch, f"{s.info.parameters:,}", device, data.report)
+    release_freed_memory()  # what reading and tokenizing freed goes back to the system before the steps' buffers
+    return s
+
+
+def _launch(s: Session) -> dict[str, int]:
+    """How this run was launched, beside its settings in config.json (not a setting: the launcher decides it)."""
+    return {"world_size": s.cluster.world_size, "accum": s.cfg.train.accum, "global_batch_tokens": s.global_batch_tokens}
+
+
+@dataclass
+class TrainingData:
+    tokenizers: TokenizerPair
+    corpus: EncodedCorpus  # cleaned training examples, memory-mapped
+    valid_pairs: list[Pair]
+    counts: dict[str, int]  # training pairs of each corpus (weighted)
+    report: CleanReport
+
+
+def load_training_data(cfg: RunConfig, tokenizers: TokenizerPair | None = None) -> TrainingData:
+    """The training split encoded (through the cache) and cleaned, the validation pairs, and the tokenizers: given
+    (a resumed run's), named by the config, or trained on the training split only.
+
+    A corpus without a validation split gives up its last pairs for one.
+    """
+    d, t = cfg.data, cfg.tokenizer
+    sources = open_sources(d.path, d.src, d.tgt, d.train_split)
+    if has_split(d.path, d.valid_split):
+        valid = read_parallel(d.path, d.src, d.tgt, d.valid_split)
+    else:
+        sources, valid = _hold_out(sources, d)
+    if tokenizers is None:
+        tokenizers = TokenizerPair.load(Path(t.path)) if t.path else cached_tokenizers(sources, t)
+    corpus, counts = encode_sources(sources, tokenizers)
+    corpus, report = clean(corpus, d.max_len)
+    if not len(corpus):
+        raise TranslateError(f"no training pairs left after cleaning: {report}")
+    valid = [p for p in valid if p[0] and p[1]][: cfg.train.eval_sentences or None]
+    return TrainingData(tokenizers, corpus, valid, counts, report)
+
+
+def _hold_out(sources: list[Source], d: DataConfig) -> tuple[list[Source], list[Pair]]:
+    """The last corpus's last pairs, as validation pairs, and the sources without them."""
+    last = sources[-1]
+    n_rows = len(last.dataset)
+    n = min(HELD_OUT, n_rows // 10)
+    if n < 1:
+        raise TranslateError(f"{d.path} has no {d.valid_split!r} split and too few pairs ({n_rows}) to hold some out")
+    log.warning("no %r split in %s: holding out its last %d pairs for validation", d.valid_split, last.spec, n)
+    valid = pairs_of(last.dataset.select(range(n_rows - n, n_rows)))
+    return [*sources[:-1], replace(last, held_out=n, opened={})], valid
 
 
 def finish(s: Session, stopped: str, callbacks: list[Callback]) -> TrainSummary:
-    """A last validation if the final step has none, the final checkpoint, and the summary."""
-    logged = s.folder.read_log()
-    final = logged[-1] if logged and logged[-1].step == s.state.step else validate_and_save(s, callbacks)
+    """A last validation if the final step has none, the final checkpoint, and the summary (every process gets
+    the main process's)."""
+    logged = s.folder.read_log() if s.cluster.is_main else []
+    validated = s.cluster.broadcast(bool(logged) and logged[-1].step == s.state.step)
+    final = (logged[-1] if logged else None) if validated else validate_and_save(s, callbacks)
+    if not s.cluster.is_main:
+        return s.cluster.broadcast(None)
     s.state.stopped = stopped
     save_checkpoint(s.folder.last, make_checkpoint(s, final, resumable=True))  # records why training stopped
     st = s.state
     summary = TrainSummary(
         stopped=stopped, step=st.step, epoch=st.epoch, train_minutes=round(st.train_seconds / 60, 3),
         train_tokens_per_s=st.tokens_per_s, best_val_bleu=st.best_bleu, final=final,
-        parameters=s.info.parameters, out=str(s.folder.path), global_batch_tokens=s.cfg.train.max_tokens,
+        parameters=s.info.parameters, out=str(s.folder.path), world_size=s.cluster.world_size,
+        global_batch_tokens=s.global_batch_tokens,
     )
     s.folder.write_summary(summary)
     for cb in callbacks:
         cb.on_end(summary)
-    return summary
+    return s.cluster.broadcast(summary)
 
 
 def validate_and_save(s: Session, callbacks: list[Callback]) -> ValidationRecord:
-    """Validation loss and BLEU, logged; best.pt when BLEU improved, step-*.pt with `keep`, last.pt always."""
+    """Validation loss and BLEU, logged; best.pt when BLEU improved, step-*.pt with `keep`, last.pt always.
+
+    The main process validates and saves; the others wait for its record, so that early stopping agrees.
+    """
     tc, st = s.cfg.train, s.state
+    if not s.cluster.is_main:
+        record, st.best_bleu, st.bad_evals = s.cluster.broadcast(None)
+        return record
     s.model.eval()
     val_loss = validation_loss(s.model, EncodedCorpus.from_pairs(s.valid_pairs, s.tokenizers), tc.max_tokens, s.device)
     engine = TorchEngine(s.model, s.device)
@@ -244,6 +340,7 @@ def validate_and_save(s: Session, callbacks: list[Callback]) -> ValidationRecord
         step=st.step, epoch=st.epoch, train_minutes=round(st.train_seconds / 60, 3), val_loss=round(val_loss, 4),
         val_bleu=scores.bleu, val_chrf=scores.chrf, best_val_bleu=st.best_bleu, lr=lr_at(st.step, tc),
         train_tokens_per_s=st.tokens_per_s, split=s.cfg.data.valid_split, beam=tc.eval_beam,
+        world_size=s.cluster.world_size, global_batch_tokens=s.global_batch_tokens,
     )
     s.folder.append_validation(record)
     if improved:
@@ -255,6 +352,7 @@ def validate_and_save(s: Session, callbacks: list[Callback]) -> ValidationRecord
     save_checkpoint(s.folder.last, make_checkpoint(s, record, resumable=True))
     for cb in callbacks:
         cb.on_eval(record, improved)
+    s.cluster.broadcast((record, st.best_bleu, st.bad_evals))
     return record
 
 
@@ -267,17 +365,34 @@ def make_checkpoint(s: Session, metrics: ValidationRecord | None, resumable: boo
     return ckpt
 
 
-def train_step(model, optimizer, batch: Batch, label_smoothing: float, clip_norm: float, amp=None) -> torch.Tensor:
-    """One update with teacher forcing: label-smoothed cross-entropy, backward, clipping, optimiser step."""
-    with amp or contextlib.nullcontext():
-        logits = model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, V)
-        loss = token_cross_entropy(logits, batch.tgt_out, label_smoothing)
+def train_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Batch | list[Batch], label_smoothing: float,
+    clip_norm: float, amp=None, seeds: list[int] | None = None,
+) -> torch.Tensor:
+    """One update with teacher forcing: label-smoothed cross-entropy, backward, clipping, optimiser step.
+
+    Several micro-batches accumulate their gradients before the step (`--accum`): the update's gradient is the mean
+    of their mean token losses' gradients, which is also what DDP's averaging over processes gives, so one process
+    accumulating N micro-batches takes the same step as N processes with one each. `seeds` reseeds dropout before
+    each micro-batch, so its masks depend on the batch, not on which process runs it.
+    """
+    batches = [batches] if isinstance(batches, Batch) else batches
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    total = torch.zeros(())
+    for k, batch in enumerate(batches):
+        if seeds is not None:
+            torch.manual_seed(seeds[k])
+        # DDP averages gradients across processes at each backward; only the last micro-batch's needs it.
+        accumulating = k < len(batches) - 1 and hasattr(model, "no_sync")
+        with model.no_sync() if accumulating else contextlib.nullcontext(), amp or contextlib.nullcontext():
+            logits = model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, V)
+            loss = token_cross_entropy(logits, batch.tgt_out, label_smoothing) / len(batches)
+            loss.backward()
+        total += loss.detach().cpu()
     if clip_norm:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
     optimizer.step()
-    return loss
+    return total
 
 
 @torch.no_grad()
@@ -305,30 +420,40 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
     return lr
 
 
-def load_splits(cfg: RunConfig) -> tuple[list[Pair], list[Pair], dict[str, int]]:
-    """Training and validation pairs, and the training pairs of each corpus. A corpus without a validation split
-    gives up its last pairs for one."""
-    d = cfg.data
-    train, counts = read_mixed(d.path, d.src, d.tgt, d.train_split, weighted=True)
-    if has_split(d.path, d.valid_split):
-        return train, read_parallel(d.path, d.src, d.tgt, d.valid_split), counts
-    n = min(HELD_OUT, len(train) // 10)
-    if n < 1:
-        raise TranslateError(f"{d.path} has no {d.valid_split!r} split and too few pairs ({len(train)}) to hold some out")
-    log.warning("no %r split in %s: holding out its last %d pairs for validation", d.valid_split, d.path, n)
-    return train[:-n], train[-n:], counts
+@dataclass(frozen=True)
+class Update:
+    """What one process trains on in one update."""
+
+    epoch: int
+    position: int  # batches of the epoch consumed, by every process, once this update is done
+    batches: list[np.ndarray]  # this process's micro-batches: example indices into the corpus
+    seeds: list[int]  # dropout seed of each micro-batch: a function of its place in the epoch
+    tokens: int  # target tokens of the update over every process
 
 
-def _batches_from(corpus: EncodedCorpus, tc: TrainConfig, state: TrainState) -> Iterator[tuple[int, int, Batch]]:
-    """(epoch, batches of the epoch consumed after this one, batch) from the saved position to max_epochs.
+def _updates_from(corpus: EncodedCorpus, tc: TrainConfig, state: TrainState, cluster: Cluster) -> Iterator[Update]:
+    """Updates from the saved position to max_epochs.
 
-    Each epoch's batches are a pure function of (seed, epoch), so a resumed run sees exactly what it would have.
+    Each epoch's batches are a pure function of (seed, epoch), the same in every process, so a resumed run sees
+    exactly what it would have. An update takes the next world_size x accum batches: process r the r-th accum of
+    them (a disjoint share). An epoch's last batches that cannot fill an update are left out, so that every process
+    takes the same number of steps.
     """
+    per_update = cluster.world_size * tc.accum
     for epoch in range(state.epoch, tc.max_epochs):
-        skip = state.batch_in_epoch if epoch == state.epoch else 0
-        batches = corpus.batches(tc.max_tokens, tc.seed, epoch)
-        for position, batch in enumerate(itertools.islice(batches, skip, None), start=skip + 1):
-            yield epoch, position, batch
+        batches = token_batches(corpus.lengths(), tc.max_tokens, tc.seed, epoch)
+        start = state.batch_in_epoch if epoch == state.epoch else 0
+        end = len(batches) - (len(batches) - start) % per_update
+        for first in range(start, end, per_update):
+            mine = range(first + cluster.rank * tc.accum, first + (cluster.rank + 1) * tc.accum)
+            yield Update(
+                epoch, first + per_update, [batches[i] for i in mine], [_dropout_seed(tc.seed, epoch, i) for i in mine],
+                sum(corpus.target_tokens(batches[i]) for i in range(first, first + per_update)),
+            )
+
+
+def _dropout_seed(seed: int, epoch: int, batch: int) -> int:
+    return (seed * 1_000_003 + epoch) * 1_000_033 + batch
 
 
 def _resumable(folder: RunFolder) -> Checkpoint | None:
@@ -343,25 +468,19 @@ def _restore(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> TrainSt
     return state
 
 
-def _prepare_torch(tc: TrainConfig) -> torch.device:
-    """Threads, seeds and precision settings; returns the device to train on."""
+def _prepare_torch(tc: TrainConfig, cluster: Cluster) -> torch.device:
+    """Threads, seeds and precision settings; returns the device to train on (under DDP: this process's GPU)."""
     if tc.threads:
         torch.set_num_threads(tc.threads)
     device = pick_device(tc.device)
+    if device.type == "cuda" and cluster.distributed:
+        device = torch.device("cuda", cluster.local_rank)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # float32 matmuls on tensor cores: faster, precise enough
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(tc.seed)
     random.seed(tc.seed)
     return device
-
-
-def _tokenizers(cfg: RunConfig, train_pairs: list[Pair]) -> TokenizerPair:
-    """The shared tokenizers named by the config, else new ones trained on the training split only."""
-    t = cfg.tokenizer
-    if t.path:
-        return TokenizerPair.load(Path(t.path))
-    return train_tokenizers(train_pairs, t.vocab_size, t.joint, t.model_type)
 
 
 def _with_budget(saved: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:

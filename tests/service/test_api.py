@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,7 +31,7 @@ def client(models_dir):
 
 
 def test_health_and_ready(client):
-    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/health").json() == {"status": "ok", "pid": os.getpid()}
     ready = client.get("/ready")
     assert ready.status_code == 200
     body = ready.json()

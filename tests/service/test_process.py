@@ -29,10 +29,11 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, models: Path, log: Path, **env: str):
+    def __init__(self, models: Path, log: Path, *args: str, **env: str):
         self.port, self.log = free_port(), log
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "translate", "serve", "--models", str(models), "--port", str(self.port), "--workers", "1"]
+        cmd = [sys.executable, "-m", "translate", "serve", "--models", str(models), "--port", str(self.port), "--workers", "1",
+               *args]
         with open(log, "w") as out:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
@@ -151,3 +152,57 @@ def test_load_script_gives_only_200_and_503(trained_runs, tmp_path):
     assert len(rows) == 1 and "200: " in rows[0] and "503: " in rows[0], run.stdout  # overloaded, and refused fast
     statuses = rows[0].split("|")[3]
     assert {part.split(":")[0].strip() for part in statuses.split(",")} == {"200", "503"}, run.stdout
+
+
+def running(pid: int) -> bool:
+    """Whether the process exists and has not exited (a zombie has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(check, what: str, log: Path, seconds: float = 30):
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"{what}\n{log.read_text()[-3000:]}"
+        time.sleep(0.1)
+    return result
+
+
+def test_processes_share_one_port_and_are_ready_only_together(trained_runs, tmp_path):
+    models, states = tmp_path / "models", tmp_path / "tmp"
+    models.mkdir(), states.mkdir()
+    (models / "transformer").symlink_to(trained_runs["transformer"][0], target_is_directory=True)
+    server = ServerProcess(models, tmp_path / "server.log", "--processes", "2", TMPDIR=str(states))
+    try:
+        body = httpx.get(f"{server.url}/ready").json()
+        pids = {p["pid"] for p in body["processes"] if p["status"] == "ready"}
+        assert len(pids) == 2 and body["status"] == "ready", body
+
+        def answered_by_both() -> bool:  # a new connection each time: the kernel hands it to either process
+            answered.update(httpx.get(f"{server.url}/health").json()["pid"] for _ in range(20))
+            return answered == pids
+
+        answered: set[int] = set()
+        wait_for(answered_by_both, f"/health answered only by {answered} of {pids}", server.log)
+
+        # One process killed outright: /ready says 503, naming it (then its successor), until the successor uvicorn
+        # starts has loaded the models; the killed one's inference worker does not outlive it.
+        victim = min(pids)
+        workers = [int(p) for p in Path(f"/proc/{victim}/task/{victim}/children").read_text().split()]
+        os.kill(victim, signal.SIGKILL)
+        refusal = wait_for(lambda: (r := httpx.get(f"{server.url}/ready")).status_code == 503 and r.json(), "no 503",
+                           server.log)
+        not_ready = [(p["pid"], p["status"]) for p in refusal["processes"] if p["status"] != "ready"]
+        assert refusal["status"] == "waiting for processes" and not_ready, refusal
+        assert all(p == (victim, "exited") or (p[0] not in pids and p[1] == "loading") for p in not_ready), refusal
+        body = wait_for(lambda: (r := httpx.get(f"{server.url}/ready")).status_code == 200 and r.json(), "no 200", server.log)
+        assert len(body["processes"]) == 2 and victim not in {p["pid"] for p in body["processes"]}, body
+        wait_for(lambda: not any(map(running, workers)), f"inference workers {workers} outlived their server", server.log)
+
+        r = httpx.post(f"{server.url}/v1/translate", json={"model": "transformer", "text": TEXT}, timeout=60)
+        assert r.status_code == 200 and r.json()["translations"][0]["text"].startswith("Two young"), r.text
+    finally:
+        assert server.stop() == 0
+    assert list(states.iterdir()) == []  # the states' folder is gone

@@ -56,3 +56,10 @@ def test_files_and_merge(tmp_path):
         read_config_file(tmp_path / "none.toml")
     with pytest.raises(ConfigError, match="unknown x setting"):
         decode_settings(Settings, {"nope": 1}, "x")
+
+
+def test_service_settings_travel_through_the_environment():  # how `translate serve --processes N` hands them over
+    s = Settings(models_dir=Path("/m"), processes=3, processes_dir=Path("/tmp/states"), batch_wait_ms=2.5,
+                 api_keys="a,b", cors_origins="*")
+    assert Settings.from_env(s.to_env()) == s
+    assert "TRANSLATE_API_KEYS_FILE" not in s.to_env()  # None: left to its default

@@ -92,14 +92,24 @@ class MultiHeadAttention(nn.Module):
         if self.kv_proj is not None:
             k, v = self._split_packed(self.kv_proj(memory), 2)
         else:
-            k, v = self.split_heads(self.k_proj(memory)), self.split_heads(self.v_proj(memory))
+            k, v = self._split_packed(self._joined(memory, self.k_proj, self.v_proj), 2)
         return k.contiguous(), v.contiguous()
 
     def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries, keys and values (B, h, T, d) of self-attention over x."""
         if self.qkv_proj is not None:
             return self._split_packed(self.qkv_proj(x), 3)
-        return (self.project_q(x), *self.project_kv(x))
+        if self.k_proj.in_features != self.q_proj.in_features:
+            return (self.project_q(x), *self.project_kv(x))
+        return self._split_packed(self._joined(x, self.q_proj, self.k_proj, self.v_proj), 3)
+
+    @staticmethod
+    def _joined(x: torch.Tensor, *linears: nn.Linear) -> torch.Tensor:
+        """Several projections of x in one matmul, their weights joined on the fly (training: the joined copy gets
+        the gradients back to each weight; inference keeps a joined copy instead, see pack_projections)."""
+        weight = torch.cat([lin.weight for lin in linears])  # (parts * d_model, d_in)
+        bias = torch.cat([lin.bias for lin in linears])
+        return F.linear(x, weight, bias)  # (B, T, parts * d_model)
 
     def attend(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, need_weights: bool

@@ -17,6 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from translate.models.attention import MultiHeadAttention
 from translate.models.base import DecoderOutput, Seq2Seq, State
+from translate.models.dropout import Dropout
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN is the Elman cell with tanh
 
@@ -55,7 +56,7 @@ class RecurrentEncoder(nn.Module):
         super().__init__()
         self.embedding = embedding
         self.scale = cfg.emb_dim**0.5  # embeddings are initialised at std 1/sqrt(E) for the tied output layer
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.rnn = CELLS[cfg.cell](
             cfg.emb_dim, cfg.hidden, cfg.layers, batch_first=True, bidirectional=cfg.bidirectional,
             dropout=cfg.dropout if cfg.layers > 1 else 0.0,
@@ -87,7 +88,7 @@ class RecurrentSeq2Seq(Seq2Seq):
         )
         self.attention = MultiHeadAttention(cfg.hidden, cfg.heads, d_key=dirs * cfg.hidden) if cfg.heads else None
         self.combine = nn.Linear(2 * cfg.hidden, cfg.hidden) if cfg.heads else None
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.out_proj = nn.Linear(cfg.hidden, cfg.tgt_vocab)
         self.source_keys = frozenset({"src_mask", "k", "v"})  # held once per source (see models/base.py)
         # nn.Embedding's N(0, 1) makes tied output logits huge (initial loss ~3x log V): small weights, scaled on input.

@@ -16,6 +16,7 @@ from torch import nn
 
 from translate.models.attention import MultiHeadAttention
 from translate.models.base import DecoderOutput, Seq2Seq, State
+from translate.models.dropout import Dropout
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def sinusoidal_positions(start: int, length: int, dim: int, device: torch.device
 
 class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, ffn: int, dropout: float):
-        super().__init__(nn.Linear(d_model, ffn), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn, d_model))
+        super().__init__(nn.Linear(d_model, ffn), nn.ReLU(), Dropout(dropout), nn.Linear(ffn, d_model))
 
 
 class EncoderLayer(nn.Module):
@@ -63,7 +64,7 @@ class EncoderLayer(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.self_attn = MultiHeadAttention(cfg.d_model, cfg.heads, dropout=cfg.dropout)
         self.ffn = FeedForward(cfg.d_model, cfg.ffn, cfg.dropout)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)
@@ -78,13 +79,14 @@ class DecoderLayer(nn.Module):
         self.self_attn = MultiHeadAttention(cfg.d_model, cfg.heads, dropout=cfg.dropout)
         self.cross_attn = MultiHeadAttention(cfg.d_model, cfg.heads, dropout=cfg.dropout)
         self.ffn = FeedForward(cfg.d_model, cfg.ffn, cfg.dropout)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, state: State, i: int, causal: torch.Tensor | None, need_weights: bool):
         """x (B, T, D) new positions; extends the self-attention cache of layer i in `state` (a fresh dict)."""
         q, k_new, v_new = self.self_attn.project_qkv(self.norm1(x))  # (B, h, T, d)
-        k = state[f"self_k{i}"] = torch.cat([state[f"self_k{i}"], k_new], dim=2)  # (B, h, P+T, d)
-        v = state[f"self_v{i}"] = torch.cat([state[f"self_v{i}"], v_new], dim=2)
+        past = state[f"self_k{i}"].size(2)
+        k = state[f"self_k{i}"] = torch.cat([state[f"self_k{i}"], k_new], dim=2) if past else k_new  # (B, h, P+T, d)
+        v = state[f"self_v{i}"] = torch.cat([state[f"self_v{i}"], v_new], dim=2) if past else v_new
         x = x + self.dropout(self.self_attn.attend(q, k, v, causal, False)[0])  # (B, T, D)
         src_mask = state["src_mask"][:, None, None, :]  # (B, 1, 1, S)
         q = self.cross_attn.project_q(self.norm2(x))  # (B, h, T, d)
@@ -104,7 +106,7 @@ class Transformer(Seq2Seq):
         self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
         self.decoder_layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
         self.encoder_norm, self.decoder_norm = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.out_proj = nn.Linear(cfg.d_model, cfg.tgt_vocab, bias=False)
         self._position_table: torch.Tensor | None = None  # sinusoidal rows, grown on demand (not a parameter)
         self.source_keys = frozenset(  # read by every beam of a source, held once (see models/base.py)
