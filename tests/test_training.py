@@ -58,6 +58,12 @@ def test_existing_run_is_never_overwritten(tiny_corpus, tmp_path):
         train(run_config_from_dict(raw), tmp_path / "other", resume=True)
 
 
+def test_an_update_larger_than_an_epoch_is_refused_clearly(tiny_corpus, tmp_path):
+    raw = tiny_config("lstm", tiny_corpus, max_steps=2, eval_every=0, accum=1000)
+    with pytest.raises(TranslateError, match=r"fewer than the 1000 an update takes \(1 processes x accum 1000\)"):
+        train(run_config_from_dict(raw), tmp_path / "run")
+
+
 class Recorder(Callback):
     def __init__(self):
         self.start, self.steps, self.evals, self.end = None, [], [], None

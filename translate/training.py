@@ -442,6 +442,11 @@ def _updates_from(corpus: EncodedCorpus, tc: TrainConfig, state: TrainState, clu
     per_update = cluster.world_size * tc.accum
     for epoch in range(state.epoch, tc.max_epochs):
         batches = token_batches(corpus.lengths(), tc.max_tokens, tc.seed, epoch)
+        if len(batches) < per_update:
+            raise TranslateError(
+                f"an epoch holds {len(batches)} batches of {tc.max_tokens} tokens, fewer than the {per_update} an update "
+                f"takes ({cluster.world_size} processes x accum {tc.accum}): lower --max-tokens, --accum or the processes"
+            )
         start = state.batch_in_epoch if epoch == state.epoch else 0
         end = len(batches) - (len(batches) - start) % per_update
         for first in range(start, end, per_update):
