@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.tiny import MULTI30K, N_PAIRS, TINY, read_lines, tiny_config
 from translate.config import run_config_from_dict
+from translate.encoded import CACHE_ENV
 from translate.training import train
+
+
+@pytest.fixture(scope="session", autouse=True)
+def corpus_cache(tmp_path_factory) -> Path:
+    """The encoded-corpus and tokenizer cache of this session (also for the processes tests start): the tests'
+    corpora live in temporary folders, so their entries would only pile up in the user's cache."""
+    folder = tmp_path_factory.mktemp("translate-cache")
+    os.environ[CACHE_ENV] = str(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
