@@ -39,10 +39,10 @@ MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/t
 def read_parallel(spec: str | Path, src: str, tgt: str, split: str) -> list[Pair]:
     """Read one split of a parallel corpus as (src, tgt) string pairs, whitespace-stripped.
 
-    `spec` may name several corpora separated by commas: their pairs are concatenated, each corpus's count logged.
+    `spec` may name several corpora separated by commas: their pairs are concatenated (`read_mixed`).
     """
     spec = str(spec)
-    if MIX in spec or "*" in spec:
+    if is_mixed(spec):
         return read_mixed(spec, src, tgt, split)[0]
     return pairs_of(parallel_dataset(spec, src, tgt, split))
 
@@ -113,10 +113,16 @@ def corpora(spec: str | Path) -> list[tuple[str, int]]:
     return out
 
 
+def is_mixed(spec: str | Path) -> bool:
+    """Whether a spec names more than one corpus, or one with a weight."""
+    parts = corpora(spec)
+    return len(parts) != 1 or parts[0][1] != 1
+
+
 def has_split(spec: str | Path, split: str) -> bool:
     """Whether the corpus has its own files for `split` (a single file serves every split); mixed: all of them."""
     spec = str(spec)
-    if MIX in spec or "*" in spec:
+    if is_mixed(spec):
         return all(has_split(part, split) for part, _ in corpora(spec))
     if spec.startswith(HUB_PREFIX) or "{split}" in spec:
         return True
@@ -247,26 +253,20 @@ class Batch:
         return Batch(self.src.to(device), self.tgt_in.to(device), self.tgt_out.to(device))
 
 
-def pad(seqs: Sequence[Sequence[int]], value: int = PAD_ID) -> torch.Tensor:
-    width = max((len(s) for s in seqs), default=0)
-    out = torch.full((len(seqs), max(width, 1)), value, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-    return out
+def flatten(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Lists of ids as one flat int64 array, one list after another (Arrow's list layout), and their lengths."""
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    return np.fromiter((i for s in seqs for i in s), dtype=np.int64, count=int(lengths.sum())), lengths
 
 
 def make_src(seqs: Sequence[Sequence[int]]) -> torch.Tensor:
     """(B, S) source tensor: ids + EOS, padded."""
-    return pad([list(s) + [EOS_ID] for s in seqs])
+    return torch.from_numpy(_padded(*flatten(seqs), end=EOS_ID))
 
 
 def make_batch(examples: Sequence[tuple[Sequence[int], Sequence[int]]]) -> Batch:
     """A batch of (source ids, target ids) examples, as lists."""
-    flat = {side: [i for ex in examples for i in ex[k]] for k, side in enumerate(("src", "tgt"))}
-    return batch_from_flat(
-        np.asarray(flat["src"], dtype=np.int64), np.asarray([len(s) for s, _ in examples]),
-        np.asarray(flat["tgt"], dtype=np.int64), np.asarray([len(t) for _, t in examples]),
-    )
+    return batch_from_flat(*flatten([s for s, _ in examples]), *flatten([t for _, t in examples]))
 
 
 def batch_from_flat(src: np.ndarray, src_lengths: np.ndarray, tgt: np.ndarray, tgt_lengths: np.ndarray) -> Batch:

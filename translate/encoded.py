@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from translate.config import TokenizerConfig
-from translate.data import Batch, Pair, batch_from_flat, corpora, parallel_dataset, source_files, token_batches
+from translate.data import (
+    Batch, Pair, batch_from_flat, corpora, flatten, parallel_dataset, source_files, token_batches,
+)
 from translate.tokenizer import TokenizerPair, train_tokenizers
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,7 @@ class Ragged:
 
     @classmethod
     def from_rows(cls, rows: Sequence[Sequence[int]]) -> Ragged:
-        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-        flat = np.fromiter((i for r in rows for i in r), dtype=np.int64, count=int(lengths.sum()))
+        flat, lengths = flatten(rows)
         return cls(flat.astype(_id_dtype(int(flat.max(initial=0)) + 1)), np.concatenate([[0], np.cumsum(lengths)]))
 
     def __len__(self) -> int:
@@ -61,10 +62,13 @@ class Ragged:
         return np.diff(self.offsets).astype(np.int32)
 
     def gather(self, rows: np.ndarray) -> np.ndarray:
-        """The ids of `rows`, one row after another."""
-        if not len(rows):
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate([self.values[self.offsets[r] : self.offsets[r + 1]] for r in rows.tolist()]).astype(np.int64)
+        """The ids of `rows`, one row after another (int64)."""
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        lengths = ends - starts
+        # Position j of the output reads values[starts[row of j] + (j - first output position of that row)].
+        firsts = np.cumsum(lengths) - lengths
+        index = np.repeat(starts - firsts, lengths) + np.arange(int(lengths.sum()))
+        return self.values[index].astype(np.int64)
 
 
 class EncodedCorpus:
@@ -110,17 +114,16 @@ class EncodedCorpus:
         return out
 
     def batch(self, idx: np.ndarray) -> Batch:
-        """The padded batch of examples `idx` (positions in `rows`)."""
+        """The padded batch of examples `idx` (positions in `rows`), ordered by the part they come from."""
         rows = self.rows[np.asarray(idx, dtype=np.int64)]
         part = np.searchsorted(self.bases, rows, side="right") - 1
-        flat = {}
-        for k, side in enumerate(SIDES):
-            pieces = [self.parts[p][k].gather(rows[part == p] - self.bases[p]) for p in range(len(self.parts))]
-            flat[side] = np.concatenate(pieces) if len(self.parts) > 1 else pieces[0]
-        if len(self.parts) > 1:  # gathered part by part: put the rows back in the order asked
-            order = np.argsort(part, kind="stable")
-            rows = rows[order]
-        return batch_from_flat(flat["src"], self.src_lengths[rows], flat["tgt"], self.tgt_lengths[rows])
+        order = np.argsort(part, kind="stable")
+        rows, part = rows[order], part[order]
+        src, tgt = (
+            np.concatenate([self.parts[p][k].gather(rows[part == p] - self.bases[p]) for p in range(len(self.parts))])
+            for k in range(2)
+        )
+        return batch_from_flat(src, self.src_lengths[rows], tgt, self.tgt_lengths[rows])
 
     def batches(self, max_tokens: int, seed: int, epoch: int, shuffle: bool = True) -> Iterator[Batch]:
         for idx in token_batches(self.lengths(), max_tokens, seed, epoch, shuffle):

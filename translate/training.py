@@ -24,8 +24,8 @@ import torch
 from translate.checkpoint import Checkpoint, load_checkpoint, model_checkpoint, save_checkpoint
 from translate.config import DataConfig, RunConfig, TrainConfig, run_config_from_dict
 from translate.data import Batch, Pair, has_split, pairs_of, read_parallel, token_batches
-from translate.distributed import Cluster, join, leave
 from translate.decoding import SearchConfig
+from translate.distributed import Cluster, join, leave
 from translate.encoded import CleanReport, EncodedCorpus, Source, cached_tokenizers, clean, encode_sources, open_sources
 from translate.engine import TorchEngine
 from translate.errors import TrainingInterrupted, TranslateError
@@ -343,10 +343,11 @@ def validate_and_save(s: Session, callbacks: list[Callback]) -> ValidationRecord
         world_size=s.cluster.world_size, global_batch_tokens=s.global_batch_tokens,
     )
     s.folder.append_validation(record)
+    weights = make_checkpoint(s, record, resumable=False) if improved or tc.keep else None  # built once for both
     if improved:
-        save_checkpoint(s.folder.best, make_checkpoint(s, record, resumable=False))
+        save_checkpoint(s.folder.best, weights)
     if tc.keep:  # the last `keep` validations' weights, for checkpoint averaging
-        save_checkpoint(s.folder.snapshot(st.step), make_checkpoint(s, record, resumable=False))
+        save_checkpoint(s.folder.snapshot(st.step), weights)
         for old in s.folder.snapshots()[:-tc.keep]:
             old.unlink()
     save_checkpoint(s.folder.last, make_checkpoint(s, record, resumable=True))
