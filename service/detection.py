@@ -14,17 +14,24 @@ from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 
 @cache
-def _identifier() -> LanguageIdentifier:
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+def _languages() -> frozenset[str]:
+    """Every language the model knows (an identifier restricted to some forgets the others)."""
+    return frozenset(LanguageIdentifier.from_model_file(MODEL_FILE).nb_classes)
+
+
+@cache
+def _identifier(languages: tuple[str, ...]) -> LanguageIdentifier:
+    """One identifier per set of languages, restricted once and never changed after: requests share it."""
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier.set_languages(list(languages))
+    return identifier
 
 
 def detect(text: str, languages: list[str]) -> list[tuple[str, float]]:
     """(language, probability) for each of `languages` it knows, most likely first; [] if it knows none of them."""
-    identifier = _identifier()
-    known = [code for code in languages if code in identifier.nb_classes]
+    known = tuple(sorted(code for code in set(languages) if code in _languages()))
     if not known:
         return []
     if len(known) == 1:
         return [(known[0], 1.0)]
-    identifier.set_languages(known)
-    return [(code, float(p)) for code, p in identifier.rank(text)]
+    return [(code, float(p)) for code, p in _identifier(known).rank(text)]

@@ -118,7 +118,7 @@ class LibreTranslateController(Controller):
         check_key(keys, request, body.api_key)
         if not registry.loaded:
             raise NotReady()
-        ranked = detect(body.q, sorted({s for s, _ in registry.pairs()}))
+        ranked = detect(body.q, registry.source_languages())
         return [{"confidence": round(100 * p, 1), "language": code} for code, p in ranked]
 
     @get("/languages")

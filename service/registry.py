@@ -102,6 +102,10 @@ class Registry:
             out.setdefault((t.src_lang, t.tgt_lang), []).append(name)
         return out
 
+    def source_languages(self) -> list[str]:
+        """The languages some served model translates from."""
+        return sorted({source for source, _ in self.pairs()})
+
     def route(self, source: str, target: str) -> str:
         """The model that serves source -> target (the best by validation BLEU); UnsupportedPair if none does."""
         if not self.loaded:

@@ -63,7 +63,7 @@ def detect_source(texts: list[str], registry: Registry) -> tuple[str, float]:
     """The served source language the texts are most likely in, and its probability (`service.detection`)."""
     if not registry.loaded:
         raise NotReady()
-    ranked = detect(" ".join(texts), sorted({s for s, _ in registry.pairs()}))
+    ranked = detect(" ".join(texts), registry.source_languages())
     if not ranked:
         raise BadRequest("cannot detect the language: no source language is served")
     return ranked[0]

@@ -67,6 +67,8 @@ def test_missing_language_split_and_corpus(multi30k, tmp_path):
         read_parallel(multi30k, "de", "en", "dev")
     with pytest.raises(CorpusError, match="corpus not found"):
         read_parallel(tmp_path / "nope", "de", "en", "train")
+    with pytest.raises(CorpusError, match="corpus not found"):  # a '*' without a weight is part of the path
+        read_parallel(tmp_path / "*.tsv", "de", "en", "train")
     with pytest.raises(CorpusError, match="both 'de'"):
         read_parallel(multi30k, "de", "de", "train")
     (tmp_path / "x.csv").write_text("a,b\n")

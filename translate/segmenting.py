@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from sentencex import segment
 
 
-SURROGATES = re.compile("[\ud800-\udfff]")
+SURROGATES = re.compile("[\ud800-\udfff]")  # lone halves of UTF-16 pairs: no UTF-8 encoder takes them
+
+
+def replace_surrogates(text: str) -> str:
+    return SURROGATES.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class Piece:
 def split_sentences(text: str, lang: str) -> list[Piece]:
     """The sentences of `text` with the whitespace around each; joining them gives `text` back (lone surrogates,
     which no UTF-8 text can hold, come back as U+FFFD, as translating them would)."""
-    text = SURROGATES.sub("\ufffd", text)
+    text = replace_surrogates(text)
     pieces = []
     for part in segment(lang, text):
         core = part.strip()

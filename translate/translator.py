@@ -24,7 +24,7 @@ from translate.inference import QUANTIZE, prepare_for_inference
 from translate.models import Seq2Seq, count_parameters
 from translate.records import EvalResult, ValidationRecord
 from translate.runfolder import resolve_checkpoint, run_of
-from translate.segmenting import Piece, rejoin, split_sentences
+from translate.segmenting import Piece, rejoin, replace_surrogates, split_sentences
 from translate.tokenizer import EOS_PIECE, TokenizerPair
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def merge(pieces: list[Piece], parts: list[Translation]) -> Translation:
 
 def clean_text(text: str) -> str:
     """Input as the tokenizer can take it: invalid surrogates replaced, outer whitespace stripped."""
-    return text.encode("utf-8", "replace").decode("utf-8").strip()
+    return replace_surrogates(text).strip()
 
 
 def pick_device(name: str = "auto") -> torch.device:
