@@ -118,9 +118,24 @@ def test_batch_layout():
 
 
 def test_fetch_multi30k_from_local_copy(multi30k, tmp_path):
-    files = fetch_multi30k(tmp_path / "m30k", multi30k)
-    assert len(files) == 12
+    import shutil
+
+    from translate.data import available_test_splits, multi30k_files
+
+    core, later = multi30k_files()
+    assert len(core) == 12 and len(later) == 10  # 2017 flickr and mscoco in en/de/fr, 2018 flickr also in cs
+    files, missing = fetch_multi30k(tmp_path / "m30k", multi30k)  # the shared copy holds the 2016 task only
+    assert len(files) == 12 and sorted(missing) == sorted(later)
     assert len(read_parallel(tmp_path / "m30k", "de", "en", "val")) == 1014
+    assert available_test_splits(tmp_path / "m30k") == ["test_2016_flickr"]
+    # A copy that has a later test set gives it too, and the report then finds it.
+    source = tmp_path / "with-2017"
+    shutil.copytree(tmp_path / "m30k", source)
+    for lang in ("en", "de", "fr"):
+        shutil.copyfile(source / f"test_2016_flickr.{lang}.gz", source / f"test_2017_mscoco.{lang}.gz")
+    files, missing = fetch_multi30k(tmp_path / "m30k-2", source)
+    assert len(files) == 15 and not any(name.startswith("test_2017_mscoco") for name in missing)
+    assert available_test_splits(tmp_path / "m30k-2") == ["test_2016_flickr", "test_2017_mscoco"]
     with pytest.raises(CorpusError, match="not found"):
         fetch_multi30k(tmp_path / "other", tmp_path / "empty")
 

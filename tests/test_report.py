@@ -38,6 +38,12 @@ name = "attn"
 arch = "lstm-attn"
 model = {json.dumps(attn).replace('":', '" =').replace('{"', '{ "')}
 train = {{ lr = 0.02 }}
+long = {{ train = {{ lr = 0.03 }} }}
+[long]
+jobs = 2
+average = 2
+budget = {{ max_steps = 8 }}
+train = {{ eval_every = 2, patience = 0 }}
 """)
     return path
 
@@ -80,18 +86,61 @@ def test_compare_writes_every_section(tiny_corpus, tmp_path, capsys):
     shutil.rmtree(runs)
     (report / "README.md").unlink()
     (report / "reading.md").write_text("Attention helps here.")
-    long = report / "long" / "x-de-en"
-    shutil.copytree(report / "runs" / "attn", long)
     assert main(["compare", "--config", str(cfg_path), "--out", str(report), "--report-only"]) == 0
     text = (report / "README.md").read_text()
-    assert "Attention helps here." in text and "## Long runs" in text and "| x-de-en | lstm-attn |" in text
+    assert "Attention helps here." in text and "## Converged" not in text
     capsys.readouterr()
+
+
+def test_converged_mode(tiny_corpus, tmp_path, capsys):
+    """`--long`: [long]'s settings, models trained in parallel processes, checkpoints averaged, the better of the
+    averaged model and best.pt on val evaluated, every test split found, gradient norms logged and plotted."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_corpus, data)
+    for lang in ("de", "en"):  # a second test split, as Multi30k's later test sets would be
+        shutil.copyfile(data / f"test.{lang}", data / f"test_2017_mscoco.{lang}")
+    cfg_path = write_config(tmp_path / "compare.toml", data)
+    report, runs = tmp_path / "report", tmp_path / "runs"
+    assert main(["compare", "--config", str(cfg_path), "--out", str(report), "--runs", str(runs), "--only", "plain",
+                 "--no-report"]) == 0  # the equal-budget run the converged table sits beside
+    assert main(["compare", "--config", str(cfg_path), "--out", str(report), "--runs", str(runs), "--long"]) == 0
+    err = capsys.readouterr().err
+    assert "plain: started" in err and "attn: started" in err and "attn: done" in err  # two processes
+    for name, lr in (("plain", 0.01), ("attn", 0.03)):  # [long] settings, then the model's own long overrides
+        run = runs / "long" / name
+        config = json.loads((run / "config.json").read_text())
+        assert config["train"]["lr"] == lr and config["train"]["keep"] == 2 and config["train"]["eval_every"] == 2
+        assert json.loads((run / "summary.json").read_text())["step"] == 8
+        norms = (run / "grad_norms.txt").read_text().split()
+        assert len(norms) == 8 and all(float(n) > 0 for n in norms)
+        averaging = json.loads((run / "averaging.json").read_text())
+        assert averaging["checkpoints"] == 2 and (runs / "long" / f"{name}.avg" / "best.pt").exists()
+        better = averaging["val_bleu_averaged"] > averaging["val_bleu_best"]
+        assert averaging["chosen"] == ("averaged" if better else "best")
+        evaluated = runs / "long" / (f"{name}.avg" if better else name)
+        assert (evaluated / "eval" / "test.beam5.json").exists() and (evaluated / "analysis.json").exists()
+        assert list((evaluated / "eval").glob("test_2017_mscoco.beam5*.json"))
+        copied = report / "converged" / name
+        assert (copied / "grad_norms.txt").exists() and (copied / "averaging.json").exists()
+    assert (runs / "tokenizer").exists() and not (runs / "long" / "tokenizer").exists()  # one tokenizer for both
+    text = (report / "README.md").read_text()
+    for section in ["## Results", "## Converged", "### Other test sets", "| test_2017_mscoco |", "### Learning curves",
+                    "### BLEU by source length", "### Gradient flow", "### Gradient norms"]:
+        assert section in text, section
+    assert "| plain | lstm " in text.split("## Converged")[1] and "| attn | lstm-attn " in text.split("## Converged")[1]
+    for png in ["converged_learning_curves.png", "converged_gradient_flow.png", "converged_gradient_norms.png"]:
+        assert (report / png).stat().st_size > 5_000, png
 
 
 def test_shipped_config_is_valid():
     from tests.tiny import ROOT
 
     cfg = read_compare_config(ROOT / "scripts" / "configs" / "compare-multi30k-de-en.toml")
-    assert [m.name for m in cfg.models] == ["rnn-bi", "gru", "lstm", "lstm-bi", "lstm-attn-1h", "lstm-attn-4h",
+    assert [m.name for m in cfg.models] == ["rnn", "rnn-bi", "gru", "lstm", "lstm-bi", "lstm-attn-1h", "lstm-attn-4h",
                                             "transformer", "transformer-lr3e-3"]
     assert cfg.budget.minutes == 15
+    long = cfg.in_long_mode()  # the converged mode: early stopping, averaging, cuDNN LSTMs out of autocast
+    for entry in long.models:
+        train = long.run_config(entry, ROOT).train
+        assert train.patience and train.keep == cfg.long.average and train.max_tokens == 16384
+        assert train.amp is (False if entry.arch != "transformer" else None)

@@ -17,6 +17,7 @@ from translate.loss import token_cross_entropy
 from translate.models.base import Seq2Seq
 
 
+@torch.backends.cudnn.flags(enabled=False)  # cuDNN's RNN backward runs in training mode only; this is eval mode
 def gradient_norms_by_distance(model: Seq2Seq, batches: Iterable[Batch], max_distance: int = 30) -> list[float | None]:
     """Mean ||dL/dh_t|| per distance from the end of the source (index = distance), over all batches.
 

@@ -15,7 +15,7 @@ import msgspec
 import torch
 
 from translate.errors import CheckpointError
-from translate.models import Seq2Seq, build_model, config_dict, make_config
+from translate.models import Seq2Seq, build_model, config_dict, make_config, saved_config
 from translate.records import ValidationRecord
 from translate.runfolder import write_atomic
 from translate.tokenizer import TokenizerPair
@@ -78,7 +78,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
     try:
         ckpt = Checkpoint(
             arch=payload["arch"],
-            model_config=payload["model_config"],
+            model_config=saved_config(payload["arch"], payload["model_config"]),
             weights=payload["weights"],
             tokenizers=TokenizerPair.from_bytes(payload["tokenizers"]),
             src_lang=payload["src_lang"],

@@ -114,7 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume:
         _check_data(cfg.data.path)
     if args.nproc and args.nproc > 1:
-        return _torchrun(args.nproc)
+        return _torchrun(args, args.nproc)
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, one process reports
     with TrainProgress(cfg.train.max_steps) if main_process else contextlib.nullcontext() as progress:
         summary = train(cfg, Path(args.out), resume=args.resume, callbacks=[progress] if progress else [])
@@ -123,16 +123,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _torchrun(nproc: int) -> int:
+def _torchrun(args: argparse.Namespace, nproc: int) -> int:
     """This same command line without --nproc, under torchrun with `nproc` processes."""
-    argv, skip = [], False
-    for arg in sys.argv[1:]:
-        if skip or arg == "--nproc" or arg.startswith("--nproc="):
-            skip = arg == "--nproc"
-            continue
-        argv.append(arg)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "translate", *argv]
+               "-m", "translate", *_without(args.argv, "--nproc")]
     log.info("running %s", " ".join(command))
     return subprocess.call(command)
 
@@ -219,30 +213,57 @@ def cmd_average(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from translate.comparison import read_compare_config, run_comparison
+    from translate.comparison import read_compare_config, run_comparison, shared_tokenizers
     from translate.report import collect_inputs, write_report
 
     cfg = read_compare_config(Path(args.config))
     report_dir = Path(args.out)
     runs_dir = Path(args.runs) if args.runs else Path("runs") / f"compare-{report_dir.name}"
+    long_cfg, long_dir = cfg.in_long_mode(), runs_dir / "long"
     if not args.report_only:
         _check_data(cfg.data.path)
+        chosen, where = (long_cfg, long_dir) if args.long else (cfg, runs_dir)
+        jobs = args.jobs or (cfg.long.jobs if args.long else 1)
         run_comparison(
-            cfg, runs_dir, only=args.only, callbacks=lambda name: [TrainProgress(None)],
+            chosen, where, only=args.only, callbacks=lambda name: [TrainProgress(None)],
             progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+            tokenizer_dir=shared_tokenizers(cfg, runs_dir), jobs=jobs,
+            relaunch=lambda name: [*_this_command(), *_without(args.argv, "--only", "--jobs"), "--only", name,
+                                   "--jobs", "1", "--no-report"],
         )
-    if runs_dir.exists():  # copy what finished runs have (also with --report-only, e.g. mid-comparison)
-        collect_inputs(cfg, runs_dir, report_dir)
+    if args.no_report:
+        return 0
+    for chosen, where, into in ((cfg, runs_dir, "runs"), (long_cfg, long_dir, "converged")):
+        if where.exists():  # copy what finished runs have (also with --report-only, e.g. mid-comparison)
+            collect_inputs(chosen, where, report_dir / into)
     readme = write_report(cfg, report_dir)
     print(f"report: {readme}")
     return 0
 
 
+def _this_command() -> list[str]:
+    return [sys.executable, "-m", "translate"]
+
+
+def _without(argv: list[str], *options: str) -> list[str]:
+    """argv without the given options and their values (an option's values run to the next --flag)."""
+    out, skipping = [], False
+    for arg in argv:
+        if arg.startswith("--"):
+            skipping = arg.split("=")[0] in options
+        if not skipping:
+            out.append(arg)
+    return out
+
+
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     from translate.data import fetch_multi30k
 
-    files = fetch_multi30k(Path(args.out), Path(args.source) if args.source else None)
+    files, missing = fetch_multi30k(Path(args.out), Path(args.source) if args.source else None)
     print(f"{len(files)} Multi30k files in {args.out}")
+    if missing:
+        print(f"{args.source} lacks the later test sets' {len(missing)} files ({', '.join(missing)}): "
+              "`translate data fetch` without --from downloads them", file=sys.stderr)
     return 0
 
 
@@ -340,6 +361,12 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--runs", help="folder for the runs' checkpoints (default: runs/compare-<report folder name>)")
     c.add_argument("--only", nargs="+", metavar="NAME", help="train/evaluate only these models")
     c.add_argument("--report-only", action="store_true", help="write the report from finished runs without training more")
+    c.add_argument("--long", action="store_true",
+                   help="the converged mode: every model trained until validation BLEU stops improving, with the "
+                   "config's [long] settings, into RUNS/long/ (a GPU's work)")
+    c.add_argument("--jobs", type=int, help="models trained at once, each in its own process (default: [long] jobs "
+                   "with --long, else 1)")
+    c.add_argument("--no-report", action="store_true", help="train and evaluate only; write no report")
     c.set_defaults(func=cmd_compare)
 
 
@@ -369,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a command that relaunches itself repeats
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     keep_freed_memory()  # faster CPU training steps: see translate/memory.py

@@ -30,6 +30,11 @@ HUB_PREFIX = "hub:"
 MIX = ","  # separates the corpora of a mixed spec
 MULTI30K_LANGS = ("en", "de", "fr", "cs")
 MULTI30K_SPLITS = ("train", "val", "test_2016_flickr")
+# The shared tasks' later test sets (WMT 2017 and 2018), in the languages they were released in.
+MULTI30K_LATER_TESTS = {
+    "test_2017_flickr": ("en", "de", "fr"), "test_2017_mscoco": ("en", "de", "fr"),
+    "test_2018_flickr": ("en", "de", "fr", "cs"),
+}
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{name}"
 
 
@@ -242,15 +247,22 @@ class Batch:
     src: torch.Tensor  # (B, S) source ids + EOS
     tgt_in: torch.Tensor  # (B, T) BOS + target ids
     tgt_out: torch.Tensor  # (B, T) target ids + EOS
+    n_tgt_tokens: int = -1  # real target tokens; counted here unless given
     src_mask: torch.Tensor = field(init=False)  # (B, S) True at real tokens
-    n_tgt_tokens: int = field(init=False)
 
     def __post_init__(self):
         self.src_mask = self.src != PAD_ID
-        self.n_tgt_tokens = int((self.tgt_out != PAD_ID).sum())
+        if self.n_tgt_tokens < 0:
+            self.n_tgt_tokens = int((self.tgt_out != PAD_ID).sum())
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.src.to(device), self.tgt_in.to(device), self.tgt_out.to(device))
+        """The batch on `device`. To a GPU the copies go from pinned memory without waiting, and the token count
+        is carried over: counting on the GPU would wait for the copy, and the host could not queue the next steps."""
+        device = torch.device(device)
+        if device.type != "cuda":
+            return Batch(self.src.to(device), self.tgt_in.to(device), self.tgt_out.to(device), self.n_tgt_tokens)
+        src, tgt_in, tgt_out = (t.pin_memory().to(device, non_blocking=True) for t in (self.src, self.tgt_in, self.tgt_out))
+        return Batch(src, tgt_in, tgt_out, self.n_tgt_tokens)
 
 
 def flatten(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -325,34 +337,57 @@ def token_batches(lengths: Sequence[int] | np.ndarray, max_tokens: int, seed: in
 # --- fetching Multi30k -------------------------------------------------------------------------------
 
 
-def fetch_multi30k(out: Path, source: Path | None = None) -> list[Path]:
-    """Fill `out` with Multi30k task-1 files: copied from a local folder, or downloaded when none is given."""
+def multi30k_files() -> tuple[list[str], list[str]]:
+    """Multi30k task-1 file names: those every copy has (train, val, test 2016), and the later test sets'."""
+    core = [f"{split}.{lang}.gz" for split in MULTI30K_SPLITS for lang in MULTI30K_LANGS]
+    later = [f"{split}.{lang}.gz" for split, langs in MULTI30K_LATER_TESTS.items() for lang in langs]
+    return core, later
+
+
+def fetch_multi30k(out: Path, source: Path | None = None) -> tuple[list[Path], list[str]]:
+    """Fill `out` with Multi30k task-1 files: copied from a local folder, or downloaded when none is given.
+
+    Returns the files now in `out`, and the later test sets' files a local copy lacked (they are optional there:
+    copies made for the 2016 task have none; a download fetches them all).
+    """
+    core, later = multi30k_files()
+    out.mkdir(parents=True, exist_ok=True)
+    written, missing = [], []
+    for name in core + later:
+        target = out / name
+        if not target.exists():
+            if source is not None and name in later and not (source / name).exists():
+                missing.append(name)
+                continue
+            _fetch_file(name, target, source)
+        written.append(target)
+    return written, missing
+
+
+def _fetch_file(name: str, target: Path, source: Path | None) -> None:
     import shutil
     import urllib.request
 
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for split in MULTI30K_SPLITS:
-        for lang in MULTI30K_LANGS:
-            name = f"{split}.{lang}.gz"
-            target = out / name
-            if target.exists():
-                written.append(target)
-                continue
-            tmp = target.with_name(target.name + ".part")
-            if source is not None:
-                origin = source / name
-                if not origin.exists():
-                    raise CorpusError(f"{origin} not found; a Multi30k copy holds {{split}}.{{lang}}.gz files")
-                shutil.copyfile(origin, tmp)
-            else:
-                url = MULTI30K_URL.format(name=name)
-                try:
-                    with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
-                        shutil.copyfileobj(r, f)
-                except OSError as e:
-                    tmp.unlink(missing_ok=True)
-                    raise CorpusError(f"could not download {url}: {e}; pass --from with a local copy instead") from e
-            tmp.replace(target)
-            written.append(target)
-    return written
+    tmp = target.with_name(target.name + ".part")
+    if source is not None:
+        origin = source / name
+        if not origin.exists():
+            raise CorpusError(f"{origin} not found; a Multi30k copy holds {{split}}.{{lang}}.gz files")
+        shutil.copyfile(origin, tmp)
+    else:
+        url = MULTI30K_URL.format(name=name)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+                shutil.copyfileobj(r, f)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise CorpusError(f"could not download {url}: {e}; pass --from with a local copy instead") from e
+    tmp.replace(target)
+
+
+def available_test_splits(spec: str | Path) -> list[str]:
+    """The test splits (`test*`) a corpus folder holds, sorted; other corpus kinds name none."""
+    path = Path(str(spec))
+    if is_mixed(str(spec)) or not path.is_dir():
+        return []
+    return sorted({f.name.split(".")[0] for f in path.glob("test*.*") if not f.name.endswith(".part")})

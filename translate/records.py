@@ -25,6 +25,10 @@ class ValidationRecord(msgspec.Struct, kw_only=True):
     beam: int = 1  # beam size of the validation BLEU
     world_size: int = 1  # processes training together (data parallel)
     global_batch_tokens: int = 0  # padded tokens per update over all processes and accumulated micro-batches
+    # The global gradient norm before clipping over the updates since the previous validation (0: not recorded).
+    grad_norm_mean: float = 0.0
+    grad_norm_max: float = 0.0
+    clipped: float = 0.0  # share of those updates whose norm clipping scaled down
 
 
 class TrainSummary(msgspec.Struct, kw_only=True):
@@ -41,6 +45,7 @@ class TrainSummary(msgspec.Struct, kw_only=True):
     out: str
     world_size: int = 1  # processes that trained together (data parallel)
     global_batch_tokens: int = 0  # padded tokens per update over all processes and accumulation steps; 0: not recorded
+    clipped: float = 0.0  # share of all updates whose gradient norm clipping scaled down
 
 
 class LengthBucket(msgspec.Struct):
@@ -74,6 +79,15 @@ class TunedResult(msgspec.Struct, kw_only=True):
     length_penalty: float
     val_bleu_by_length_penalty: dict[str, float]
     test: EvalResult
+
+
+class Averaging(msgspec.Struct, kw_only=True):
+    """A converged run's checkpoint averaging and which model was kept: `averaging.json` (comparison)."""
+
+    checkpoints: int  # validations' checkpoints averaged (0: too few were kept to average)
+    val_bleu_best: float  # best.pt's validation BLEU, greedy
+    val_bleu_averaged: float | None  # the averaged model's
+    chosen: str  # "best" | "averaged": the higher on validation, the one evaluated and reported
 
 
 class AttentionSample(msgspec.Struct):

@@ -5,10 +5,12 @@ its records.
     RUN/best.pt           best validation BLEU (weights only)          } self-describing checkpoints,
     RUN/last.pt           latest state, resumable (optimizer, RNG)     } see translate.checkpoint
     RUN/log.jsonl         one ValidationRecord per line
+    RUN/grad_norms.txt    the global gradient norm before clipping, one line per update (line n = step n)
     RUN/summary.json      TrainSummary, once training has ended
     RUN/eval/{split}.beam{k}[.lp{x}].json / .hyp.txt   EvalResult and the hypotheses of `translate evaluate`
     RUN/eval/tuned.json   TunedResult: length penalty chosen on val (comparison)
     RUN/analysis.json     Analysis: gradient flow and attention maps (comparison)
+    RUN/averaging.json    Averaging: a converged run's checkpoint averaging and the model kept (comparison)
     RUN/ctranslate2-{int8|float32}/   the CTranslate2 export `--engine ctranslate2` made (translate.ct2)
 
 Every file is written atomically (temporary file in the same folder, fsync, rename): a kill mid-write leaves the
@@ -27,7 +29,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from translate.errors import CheckpointError
-from translate.records import Analysis, EvalResult, TrainSummary, TunedResult, ValidationRecord
+from translate.records import Analysis, Averaging, EvalResult, TrainSummary, TunedResult, ValidationRecord
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +95,10 @@ class RunFolder:
     best = property(lambda self: self.path / "best.pt")
     last = property(lambda self: self.path / "last.pt")
     log = property(lambda self: self.path / "log.jsonl")
+    grad_norms = property(lambda self: self.path / "grad_norms.txt")
     summary = property(lambda self: self.path / "summary.json")
     analysis = property(lambda self: self.path / "analysis.json")
+    averaging = property(lambda self: self.path / "averaging.json")
     eval_dir = property(lambda self: self.path / "eval")
     tuned = property(lambda self: self.path / "eval" / "tuned.json")
 
@@ -109,7 +113,7 @@ class RunFolder:
 
     def record_files(self) -> list[Path]:
         """The files a report needs from the run, checkpoints excluded (they are large)."""
-        return [p for p in (self.config, self.log, self.summary, self.analysis) if p.exists()]
+        return [p for p in (self.config, self.log, self.grad_norms, self.summary, self.averaging) if p.exists()]
 
     # --- checkpoints ---------------------------------------------------------------------------------
     def has_checkpoint(self) -> bool:
@@ -141,6 +145,22 @@ class RunFolder:
             return []
         lines = self.log.read_bytes().splitlines()
         return [msgspec.json.decode(line, type=ValidationRecord) for line in lines if line.strip()]
+
+    def append_grad_norms(self, norms: list[float]) -> None:
+        """The next updates' gradient norms (appended, like the log)."""
+        with open(self.grad_norms, "a", encoding="utf-8") as f:
+            f.writelines(f"{n:.4g}\n" for n in norms)
+
+    def read_grad_norms(self) -> list[float]:
+        if not self.grad_norms.exists():
+            return []
+        return [float(line) for line in self.grad_norms.read_text(encoding="utf-8").split()]
+
+    def truncate_grad_norms(self, steps: int) -> None:
+        """Keep the first `steps` norms: a resumed run drops those of updates taken after its last.pt."""
+        norms = self.read_grad_norms()
+        if len(norms) > steps:
+            write_atomic(self.grad_norms, "".join(f"{n:.4g}\n" for n in norms[:steps]).encode())
 
     def write_summary(self, summary: TrainSummary) -> None:
         write_json(self.summary, summary)
@@ -178,6 +198,12 @@ class RunFolder:
 
     def read_analysis(self) -> Analysis | None:
         return _read(self.analysis, Analysis)
+
+    def write_averaging(self, averaging: Averaging) -> None:
+        write_json(self.averaging, averaging)
+
+    def read_averaging(self) -> Averaging | None:
+        return _read(self.averaging, Averaging)
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.config, config)

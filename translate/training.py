@@ -92,6 +92,7 @@ class TrainState:
     batch_in_epoch: int = 0  # batches of `epoch` already consumed
     train_seconds: float = 0.0  # training wall-clock time, summed over resumes (evaluation excluded)
     tgt_tokens: int = 0
+    clipped_steps: int = 0  # updates whose gradient norm clipping scaled down
     best_bleu: float = -1.0
     bad_evals: int = 0  # validations since the last BLEU gain
     stopped: str = ""  # why training ended: max_steps | minutes | early_stop | max_epochs
@@ -102,12 +103,49 @@ class TrainState:
     def tokens_per_s(self) -> float:
         return round(self.tgt_tokens / max(self.train_seconds, 1e-9), 1)
 
-    def advance(self, epoch: int, batch_in_epoch: int, tokens: int, seconds: float) -> None:
+    def advance(self, epoch: int, batch_in_epoch: int, tokens: int) -> None:
         """Account for one update taken at (epoch, batch_in_epoch)."""
         self.step += 1
         self.epoch, self.batch_in_epoch = epoch, batch_in_epoch
         self.tgt_tokens += tokens
-        self.train_seconds += seconds
+
+
+@dataclass
+class Pending:
+    """Updates taken whose loss and gradient norm are not read yet.
+
+    Reading a value from the GPU waits for every kernel queued before it, and the host could not queue the next
+    update while it waits: so on a GPU they are read every `read_every` updates (on the CPU after each update).
+    Training time is counted between read-backs, when the device has caught up.
+    """
+
+    clip_norm: float
+    steps: list[tuple[int, int, float, int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    since_validation: list[float] = field(default_factory=list)  # gradient norms read since the last validation
+    clock: float = field(default_factory=time.perf_counter)  # when the training time counted last stopped
+
+    def add(self, step: int, epoch: int, lr: float, tokens: int, loss: torch.Tensor, norm: torch.Tensor) -> None:
+        self.steps.append((step, epoch, lr, tokens, loss, norm))
+
+    def read(self, s: Session, callbacks: list[Callback]) -> None:
+        """Read the pending values back: callbacks, the run's gradient-norm file, the clipping count, the clock."""
+        steps, self.steps = self.steps, []
+        values = torch.stack([torch.stack([loss.float(), norm.float()]) for *_, loss, norm in steps]).tolist() if steps else []
+        norms = [norm for _, norm in values]
+        s.state.clipped_steps += sum(n > self.clip_norm for n in norms) if self.clip_norm else 0
+        self.since_validation += norms
+        if s.cluster.is_main and norms:
+            s.folder.append_grad_norms(norms)
+        now = time.perf_counter()
+        s.state.train_seconds += now - self.clock
+        self.clock = now
+        for (step, epoch, lr, tokens, *_), (loss, _) in zip(steps, values):
+            for cb in callbacks:
+                cb.on_step(StepMetrics(step, epoch, loss, lr, tokens, s.state.tokens_per_s))
+
+    def restart_clock(self) -> None:
+        """After a validation: its time is not training time."""
+        self.clock = time.perf_counter()
 
 
 @dataclass
@@ -126,6 +164,7 @@ class Session:
     state: TrainState
     info: TrainInfo
     cluster: Cluster
+    pending: Pending
 
     @property
     def global_batch_tokens(self) -> int:
@@ -155,48 +194,55 @@ def _train(cfg: RunConfig, folder: RunFolder, resume: bool, callbacks: list[Call
     callbacks = callbacks if cluster.is_main else []  # one process reports
     for cb in callbacks:
         cb.on_start(s.info)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if s.device.type == "cuda" and tc.amp else None
+    use_amp = tc.amp if tc.amp is not None else s.cfg.arch == "transformer"
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if s.device.type == "cuda" and use_amp else None
+    read_every = tc.read_every if s.device.type == "cuda" else 1
+    pending = s.pending
+    pending.restart_clock()  # training time starts now, not when the set-up began
     s.model.train()
     last_save, stopped = time.monotonic(), ""
     try:
         for update in _updates_from(s.corpus, tc, state, cluster):
             # 1. Stop before the next update once the budget is spent (the main process's clock decides for all).
-            stopped = cluster.broadcast(_spent(tc, state))
+            stopped = cluster.broadcast(_spent(tc, state, time.perf_counter() - pending.clock))
             if stopped:
                 break
             # 2. One update: this process's micro-batches, gradients averaged over all of them and all processes.
-            start = time.perf_counter()
             lr = set_lr(s.optimizer, lr_at(state.step + 1, tc))
             batches = [s.corpus.batch(idx).to(s.device) for idx in update.batches]
-            loss = train_step(s.trained, s.optimizer, batches, tc.label_smoothing, tc.clip_norm, amp, update.seeds)
-            if s.device.type == "cuda":
-                torch.cuda.synchronize()  # so the time below is the step's, not its launch's
-            state.advance(update.epoch, update.position, update.tokens, time.perf_counter() - start)
-            for cb in callbacks:
-                cb.on_step(StepMetrics(state.step, update.epoch, loss.item(), lr, update.tokens, state.tokens_per_s))
+            loss, norm = train_step(s.trained, s.optimizer, batches, tc.label_smoothing, tc.clip_norm, amp, update.seeds)
+            state.advance(update.epoch, update.position, update.tokens)
+            pending.add(state.step, update.epoch, lr, update.tokens, loss, norm)
+            validating = bool(tc.eval_every) and state.step % tc.eval_every == 0
+            saving = cluster.is_main and time.monotonic() - last_save > tc.save_every_minutes * 60
+            if validating or saving or len(pending.steps) >= read_every:
+                pending.read(s, callbacks)
             # 3. Validate and checkpoint every eval_every updates; stop early once BLEU stops improving.
-            if tc.eval_every and state.step % tc.eval_every == 0:
+            if validating:
                 validate_and_save(s, callbacks)
+                pending.restart_clock()
                 last_save = time.monotonic()
                 if tc.patience and state.bad_evals >= tc.patience:
                     stopped = "early_stop"
                     break
             # 4. Between validations, keep a resumable checkpoint no older than save_every_minutes.
-            elif cluster.is_main and time.monotonic() - last_save > tc.save_every_minutes * 60:
+            elif saving:
                 save_checkpoint(s.folder.last, make_checkpoint(s, None, resumable=True))
                 last_save = time.monotonic()
     except KeyboardInterrupt:
+        pending.read(s, [])
         if cluster.is_main:
             save_checkpoint(s.folder.last, make_checkpoint(s, None, resumable=True))
         raise TrainingInterrupted(str(s.folder.path), state.step) from None
+    pending.read(s, callbacks)
     return finish(s, stopped or "max_epochs", callbacks)  # the batches running out means max_epochs
 
 
-def _spent(tc: TrainConfig, state: TrainState) -> str:
-    """Which budget is spent ("" while none is)."""
+def _spent(tc: TrainConfig, state: TrainState, unread_seconds: float = 0.0) -> str:
+    """Which budget is spent ("" while none is); `unread_seconds`: training time since the last read-back."""
     if tc.max_steps and state.step >= tc.max_steps:
         return "max_steps"
-    if tc.minutes and state.train_seconds >= tc.minutes * 60:
+    if tc.minutes and state.train_seconds + unread_seconds >= tc.minutes * 60:
         return "minutes"
     return ""
 
@@ -217,12 +263,15 @@ def set_up(cfg: RunConfig, folder: RunFolder, resume: bool, cluster: Cluster = C
         data = load_training_data(cfg, resumed.tokenizers if resumed else None)
     tokenizers = data.tokenizers
 
-    model_cfg = make_config(cfg.arch, {
-        **cfg.model, "src_vocab": tokenizers.src.vocab_size, "tgt_vocab": tokenizers.tgt.vocab_size,
+    model_cfg = make_config(cfg.arch, resumed.model_config if resumed else {  # resumed: as saved, settings added since
+        **cfg.model, "src_vocab": tokenizers.src.vocab_size, "tgt_vocab": tokenizers.tgt.vocab_size,  # at their old values
         "joint_vocab": tokenizers.joint,
     })
     model = build_model(cfg.arch, model_cfg).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=tc.weight_decay)
+    optimizer = torch.optim.AdamW(  # fused on a GPU: one kernel for every parameter's update
+        model.parameters(), lr=tc.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=tc.weight_decay,
+        fused=device.type == "cuda",
+    )
     state = TrainState()
     if resumed:
         model.load_state_dict(resumed.weights)
@@ -232,16 +281,19 @@ def set_up(cfg: RunConfig, folder: RunFolder, resume: bool, cluster: Cluster = C
         from torch.nn.parallel import DistributedDataParallel
 
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if tc.compile:  # shapes vary from batch to batch: compiled for dynamic shapes from the start
+        trained = torch.compile(trained, dynamic=True)
     info = TrainInfo(
         cfg.arch, count_parameters(model), str(device), data.report.kept, str(data.report), data.counts,
         len(data.valid_pairs), (tokenizers.src.vocab_size, tokenizers.tgt.vocab_size),
         state.step if resumed else None, cluster.world_size, tc.accum, round(time.perf_counter() - began, 1),
     )
     s = Session(cfg, folder, device, tokenizers, data.corpus, data.valid_pairs, model, trained, optimizer, state,
-                info, cluster)
+                info, cluster, Pending(tc.clip_norm))
     if cluster.is_main:
         if resumed:
             folder.summary.unlink(missing_ok=True)  # the run is no longer finished
+            folder.truncate_grad_norms(state.step)  # norms of updates taken after last.pt was written
         folder.write_config({**cfg.to_dict(), "launch": _launch(s)})
     log.info("%s: %s parameters, %s; %s", cfg.arch, f"{s.info.parameters:,}", device, data.report)
     release_freed_memory()  # what reading and tokenizing freed goes back to the system before the steps' buffers
@@ -311,7 +363,7 @@ def finish(s: Session, stopped: str, callbacks: list[Callback]) -> TrainSummary:
         stopped=stopped, step=st.step, epoch=st.epoch, train_minutes=round(st.train_seconds / 60, 3),
         train_tokens_per_s=st.tokens_per_s, best_val_bleu=st.best_bleu, final=final,
         parameters=s.info.parameters, out=str(s.folder.path), world_size=s.cluster.world_size,
-        global_batch_tokens=s.global_batch_tokens,
+        global_batch_tokens=s.global_batch_tokens, clipped=round(st.clipped_steps / max(st.step, 1), 4),
     )
     s.folder.write_summary(summary)
     for cb in callbacks:
@@ -340,7 +392,7 @@ def validate_and_save(s: Session, callbacks: list[Callback]) -> ValidationRecord
         step=st.step, epoch=st.epoch, train_minutes=round(st.train_seconds / 60, 3), val_loss=round(val_loss, 4),
         val_bleu=scores.bleu, val_chrf=scores.chrf, best_val_bleu=st.best_bleu, lr=lr_at(st.step, tc),
         train_tokens_per_s=st.tokens_per_s, split=s.cfg.data.valid_split, beam=tc.eval_beam,
-        world_size=s.cluster.world_size, global_batch_tokens=s.global_batch_tokens,
+        world_size=s.cluster.world_size, global_batch_tokens=s.global_batch_tokens, **_norm_stats(s),
     )
     s.folder.append_validation(record)
     weights = make_checkpoint(s, record, resumable=False) if improved or tc.keep else None  # built once for both
@@ -357,6 +409,18 @@ def validate_and_save(s: Session, callbacks: list[Callback]) -> ValidationRecord
     return record
 
 
+def _norm_stats(s: Session) -> dict[str, float]:
+    """Gradient norms since the previous validation: mean, max, and the share that clipping scaled down."""
+    norms, s.pending.since_validation = s.pending.since_validation, []
+    if not norms:
+        return {}
+    clip = s.cfg.train.clip_norm
+    return {
+        "grad_norm_mean": round(sum(norms) / len(norms), 4), "grad_norm_max": round(max(norms), 4),
+        "clipped": round(sum(n > clip for n in norms) / len(norms), 4) if clip else 0.0,
+    }
+
+
 def make_checkpoint(s: Session, metrics: ValidationRecord | None, resumable: bool) -> Checkpoint:
     """Weights + run config; with the optimizer and RNG state too when it is meant for resuming."""
     s.state.optimizer, s.state.rng = (s.optimizer.state_dict(), _rng_state()) if resumable else ({}, {})
@@ -369,17 +433,20 @@ def make_checkpoint(s: Session, metrics: ValidationRecord | None, resumable: boo
 def train_step(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Batch | list[Batch], label_smoothing: float,
     clip_norm: float, amp=None, seeds: list[int] | None = None,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One update with teacher forcing: label-smoothed cross-entropy, backward, clipping, optimiser step.
 
     Several micro-batches accumulate their gradients before the step (`--accum`): the update's gradient is the mean
     of their mean token losses' gradients, which is also what DDP's averaging over processes gives, so one process
     accumulating N micro-batches takes the same step as N processes with one each. `seeds` reseeds dropout before
     each micro-batch, so its masks depend on the batch, not on which process runs it.
+
+    Returns the loss and the global gradient norm before clipping, as tensors on the model's device: reading them
+    waits for the device, which the caller does when it chooses (see `Pending`).
     """
     batches = [batches] if isinstance(batches, Batch) else batches
     optimizer.zero_grad(set_to_none=True)
-    total = torch.zeros(())
+    total = None
     for k, batch in enumerate(batches):
         if seeds is not None:
             torch.manual_seed(seeds[k])
@@ -389,11 +456,11 @@ def train_step(
             logits = model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, V)
             loss = token_cross_entropy(logits, batch.tgt_out, label_smoothing) / len(batches)
             loss.backward()
-        total += loss.detach().cpu()
-    if clip_norm:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        total = loss.detach() if total is None else total + loss.detach()
+    # The norm is computed either way (an infinite threshold clips nothing): the exploding-gradient record.
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm or math.inf)
     optimizer.step()
-    return total
+    return total, norm
 
 
 @torch.no_grad()

@@ -20,16 +20,21 @@ class Arch:
     model: type[Seq2Seq]
     defaults: dict[str, Any]  # what distinguishes this architecture from its config class's defaults
     check: Callable[[Any], str | None] = lambda cfg: None  # an extra rule: returns a message when broken
+    legacy: dict[str, Any] = dataclasses.field(default_factory=dict)  # settings added later: their value before
+
+
+LEGACY_RECURRENT = {"cell_bridge": "shared-tanh"}  # a config saved before cell_bridge existed used this
 
 
 ARCHS: dict[str, Arch] = {
     "lstm": Arch(
         RecurrentConfig, RecurrentSeq2Seq, {"heads": 0},
-        lambda cfg: "lstm has no attention: heads must be 0 (use lstm-attn)" if cfg.heads else None,
+        lambda cfg: "lstm has no attention: heads must be 0 (use lstm-attn)" if cfg.heads else None, LEGACY_RECURRENT,
     ),
     "lstm-attn": Arch(
         RecurrentConfig, RecurrentSeq2Seq, {"heads": 4, "bidirectional": True},
         lambda cfg: None if cfg.heads >= 1 else "lstm-attn needs heads >= 1 (use lstm for no attention)",
+        LEGACY_RECURRENT,
     ),
     "transformer": Arch(TransformerConfig, Transformer, {}),
 }
@@ -47,6 +52,11 @@ def make_config(arch: str, settings: dict[str, Any] | None = None):
     return cfg
 
 
+def saved_config(arch: str, saved: dict[str, Any]) -> dict[str, Any]:
+    """A model config as a checkpoint saved it, with the values that settings added since then had before."""
+    return {**ARCHS[arch].legacy, **saved} if arch in ARCHS else saved
+
+
 def build_model(arch: str, config) -> Seq2Seq:
     """Build the model for a registered architecture from its (validated) config."""
     if arch not in ARCHS:
@@ -62,4 +72,5 @@ def config_dict(config) -> dict[str, Any]:
 
 __all__ = [
     "ARCHS", "DecoderOutput", "Seq2Seq", "State", "build_model", "config_dict", "count_parameters", "make_config",
+    "saved_config",
 ]

@@ -32,6 +32,10 @@ class RecurrentConfig:
     hidden: int = 256  # recurrent state size, per direction
     layers: int = 2  # stacked recurrent layers in encoder and decoder
     bidirectional: bool = False  # encoder reads the source both ways; states are bridged to the decoder size
+    # Bidirectional LSTM: how the encoder's two final cell states reach the decoder. "own": a linear bridge of their
+    # own, unsquashed, like a cell state. "shared-tanh": the hidden state's bridge and its tanh, the choice before
+    # 2026-11 (kept for older checkpoints and the ablation that found it handicapped the model; see the report).
+    cell_bridge: str = "own"
     heads: int = 0  # 0: no attention (the final encoder state carries the sentence); >0: attention heads
     dropout: float = 0.2  # on embeddings, between layers and before the output projection
     tie_embeddings: bool = True  # output projection shares the target embedding (needs emb_dim == hidden)
@@ -40,6 +44,8 @@ class RecurrentConfig:
         errors = []
         if self.cell not in CELLS:
             errors.append(f"cell must be one of {', '.join(CELLS)}, not {self.cell!r}")
+        if self.cell_bridge not in ("own", "shared-tanh"):
+            errors.append(f"cell_bridge must be own or shared-tanh, not {self.cell_bridge!r}")
         if self.heads < 0 or (self.heads and self.hidden % self.heads):
             errors.append(f"heads ({self.heads}) must be >= 0 and divide hidden ({self.hidden})")
         if self.tie_embeddings and self.emb_dim != self.hidden:
@@ -82,6 +88,8 @@ class RecurrentSeq2Seq(Seq2Seq):
         self.encoder = RecurrentEncoder(cfg, src_embedding)
         # A bidirectional encoder's two final states are merged into the decoder's size.
         self.bridge = nn.Linear(dirs * cfg.hidden, cfg.hidden) if cfg.bidirectional else None
+        own = cfg.bidirectional and cfg.cell == "lstm" and cfg.cell_bridge == "own"
+        self.cell_bridge = nn.Linear(dirs * cfg.hidden, cfg.hidden) if own else None
         self.tgt_embedding = tgt_embedding
         self.decoder_rnn = CELLS[cfg.cell](
             cfg.emb_dim, cfg.hidden, cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0
@@ -98,14 +106,16 @@ class RecurrentSeq2Seq(Seq2Seq):
         if cfg.tie_embeddings:
             self.out_proj.weight = tgt_embedding.weight
 
-    def _bridge(self, final: torch.Tensor) -> torch.Tensor:
-        """(L*dirs, B, H) final states -> (B, L, H) decoder initial state."""
+    def _bridge(self, final: torch.Tensor, cell: bool = False) -> torch.Tensor:
+        """(L*dirs, B, H) final states -> (B, L, H) decoder initial state; `cell`: these are LSTM cell states."""
         L = self.cfg.layers
         if self.bridge is None:
             return final.transpose(0, 1)  # (B, L, H)
         B, H = final.size(1), final.size(2)
         both = final.view(L, 2, B, H).permute(2, 0, 1, 3).reshape(B, L, 2 * H)  # (B, L, 2H) forward ++ backward
-        return torch.tanh(self.bridge(both))  # (B, L, H)
+        if cell and self.cell_bridge is not None:
+            return self.cell_bridge(both)  # (B, L, H): a cell state is not bounded, so it is not squashed
+        return torch.tanh(self.bridge(both))  # (B, L, H): in (-1, 1), as an LSTM/GRU/RNN hidden state is
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> State:
         memory, final = self.encoder(src, src_mask)  # (B, S, H*dirs)
@@ -115,7 +125,7 @@ class RecurrentSeq2Seq(Seq2Seq):
         """The decoder's initial state from the encoder's outputs and final state(s)."""
         state: State = {"src_mask": src_mask}  # the decoder reads the memory through attention's keys/values only
         if self.cfg.cell == "lstm":
-            state["h"], state["c"] = self._bridge(final[0]), self._bridge(final[1])  # (B, L, H) each
+            state["h"], state["c"] = self._bridge(final[0]), self._bridge(final[1], cell=True)  # (B, L, H) each
         else:
             state["h"] = self._bridge(final)  # (B, L, H)
         if self.attention is not None:
