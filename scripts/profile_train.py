@@ -5,6 +5,7 @@ Prints the wall time of a step (the host queueing work and waiting for none of i
 the target tokens/s both give, and the kernels that take the most GPU time.
 
     python scripts/profile_train.py --data DATA --max-tokens 16384 [--compile]
+(from the repository root with `PYTHONPATH=.` where the package is not installed, e.g. on a bare GPU machine)
 """
 
 from __future__ import annotations

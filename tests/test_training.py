@@ -39,12 +39,18 @@ def test_resumed_run_ends_with_the_same_weights(tiny_corpus, tmp_path):
     train(run_config_from_dict({**raw, "train": {**raw["train"], "max_steps": 7}}), tmp_path / "resumed")
     state = load_checkpoint(tmp_path / "resumed" / "last.pt").train_state
     assert state["step"] == 7 and state["epoch"] >= 1  # the interruption falls after an epoch boundary
+    # An update taken after last.pt was written (a kill) is dropped from the gradient-norm record on resuming.
+    with open(tmp_path / "resumed" / "grad_norms.txt", "a") as f:
+        f.write("123\n")
     summary = train(run_config_from_dict(raw), tmp_path / "resumed", resume=True)
     assert summary.step == 12
     a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "resumed" / "last.pt")
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    # Every update's gradient norm before clipping, once, equal to the uninterrupted run's.
+    straight, resumed = ((tmp_path / name / "grad_norms.txt").read_text().split() for name in ("straight", "resumed"))
+    assert len(straight) == 12 and resumed == straight
 
 
 def test_existing_run_is_never_overwritten(tiny_corpus, tmp_path):

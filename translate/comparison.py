@@ -62,6 +62,7 @@ class Budget:
 
 @dataclass(frozen=True)
 class ReportConfig:
+    title: str = ""  # the report's heading; default "Architecture comparison: <data> <src>→<tgt>"
     test_split: str = "test_2016_flickr"
     attention_sentences: list[int] = field(default_factory=lambda: [0, 1, 2])  # line numbers in the test split
     sample_sentences: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])

@@ -145,3 +145,27 @@ def test_expanded_state_decodes_like_copied_rows(arch, settings, batch):
     rows = torch.tensor([3, 4, 5, 0, 1, 2])
     again = model.decode(tgt[rows, -1:], model.reorder_state(a.state, rows)).logits
     torch.testing.assert_close(again, model.decode(tgt[:, -1:], b.state).logits[rows], atol=1e-5, rtol=1e-4)
+
+
+def test_bidirectional_lstm_cell_states_get_their_own_unsquashed_bridge():
+    """A bidirectional LSTM's final cell states reach the decoder through a linear bridge of their own ("own"); the
+    earlier choice ("shared-tanh": the hidden state's bridge and tanh) stays loadable for older checkpoints."""
+    from translate.models import saved_config
+
+    torch.manual_seed(0)
+    settings = {"src_vocab": 50, "tgt_vocab": 50, "emb_dim": 16, "hidden": 16, "layers": 1, "bidirectional": True}
+    own = build_model("lstm", make_config("lstm", settings))
+    final = torch.randn(2, 3, 16) * 20  # (L*dirs, B, H): cell states can grow beyond (-1, 1)
+    with torch.no_grad():
+        c = own._bridge(final, cell=True)
+        assert torch.allclose(c, own.cell_bridge(final.view(1, 2, 3, 16).permute(2, 0, 1, 3).reshape(3, 1, 32)))
+        assert c.abs().max() > 1 and own._bridge(final).abs().max() <= 1  # hidden states stay squashed
+    old = make_config("lstm", saved_config("lstm", {**settings, "heads": 0}))  # a config saved before the setting
+    assert old.cell_bridge == "shared-tanh"
+    legacy = build_model("lstm", old)
+    assert legacy.cell_bridge is None and set(own.state_dict()) - set(legacy.state_dict()) == {
+        "cell_bridge.weight", "cell_bridge.bias"}
+    with torch.no_grad():
+        assert torch.equal(legacy._bridge(final, cell=True), legacy._bridge(final))  # the old rule, unchanged
+    gru = build_model("lstm", make_config("lstm", {**settings, "cell": "gru"}))
+    assert gru.cell_bridge is None  # no cell state, nothing to bridge
