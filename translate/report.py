@@ -256,9 +256,8 @@ def _gradient_norms(runs: list[ReportedRun], report_dir: Path, h: str = "##", st
         ax.set_yscale("log")
         ax.set_title(r.name, fontsize=9)
         ax.grid(alpha=0.3)
-        clipped = sum(n > clip for n in norms) / len(norms) if clip else 0.0
         lines.append(f"| {r.name} | {len(norms):,} | {_fmt(sorted(norms)[len(norms) // 2], 2)} | "
-                     f"{_fmt(max(norms), 1)} | {clipped:.1%} |")
+                     f"{_fmt(max(norms), 1)} | {r.summary.clipped:.1%} |")  # the share training counted
     for ax in list(axes.flat)[len(logged):]:
         ax.set_visible(False)
     fig.supxlabel("update", fontsize=9)
