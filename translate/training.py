@@ -183,7 +183,12 @@ def train(
     """
     cluster = join(use_cuda=pick_device(cfg.train.device).type == "cuda")
     try:
-        return _train(cfg, RunFolder(out), resume, callbacks or [], cluster)
+        summary = _train(cfg, RunFolder(out), resume, callbacks or [], cluster)
+        # Gloo's worker threads drop their last reference to a collective's tensors just after it completes; had the
+        # interpreter begun to exit by then (after the final broadcast), freeing them aborts the process. Everyone
+        # meeting once more first leaves those threads idle.
+        cluster.barrier()
+        return summary
     finally:
         leave(cluster)
 
