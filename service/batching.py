@@ -2,8 +2,9 @@
 
 Each model has one `Batcher`: requests queue their texts; when an inference worker is free (the workers are shared
 by all models, one per core: `service.inference`), the batcher takes the first waiting job, lets others join for a
-short window (or until the batch is full), and translates jobs with the same search settings together on a worker. While
-one batch runs, the next one gathers, so every core decodes a batch of its own. The event loop never runs a model.
+short window (or until the batch holds its fair share, see `_gather`), and translates jobs with the same search
+settings together on a worker. While one batch runs, the next one gathers, so every core decodes a batch of its own.
+The event loop never runs a model.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ class _Job:
 class Batcher:
     def __init__(
         self, name: str, translate: TranslateFn, workers: asyncio.Semaphore, max_batch: int, wait_s: float,
-        max_queue: int, max_wait_s: float = 1.0,
+        max_queue: int, max_wait_s: float = 1.0, worker_count: int = 1,
     ):
-        self.name, self.translate, self.workers = name, translate, workers
+        self.name, self.translate, self.workers, self.worker_count = name, translate, workers, worker_count
         self.max_batch, self.wait_s, self.max_queue, self.max_wait_s = max_batch, wait_s, max_queue, max_wait_s
         self.queue: asyncio.Queue[_Job] = asyncio.Queue()
         self.waiting = 0  # texts queued or being translated
@@ -106,11 +107,17 @@ class Batcher:
             task.add_done_callback(self._running.discard)
 
     async def _gather(self, first: _Job) -> list[_Job]:
-        """`first` plus the jobs waiting or joining within the window, up to max_batch texts."""
+        """`first` plus the jobs waiting or joining within the window, up to max_batch texts or, sooner, the batch's
+        fair share: the texts in flight (waiting, gathered and being translated) divided among the workers.
+
+        The fair share keeps every worker busy on batches of even size. Without it, 16 closed-loop clients settled
+        into uneven groups (one batch of 14 on one core while the other core translated 2 at a time, or one batch
+        of 16 on one core while the other idled); with it they settle into two batches of 8, and a batch of a group
+        whose last request has come in starts at once instead of waiting out the window."""
         jobs, size = [first], len(first.texts)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_s
-        while size < self.max_batch:
+        while size < min(self.max_batch, -(-self.waiting // self.worker_count)):
             remaining = deadline - loop.time()
             try:
                 job = self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self.queue.get(), remaining)

@@ -97,7 +97,7 @@ class Serving:
         s = self.settings
         batcher = Batcher(
             name, partial(self.inference.translate, name), self._free_workers, s.max_batch_size,
-            s.batch_wait_ms / 1000, s.max_queue, s.max_wait_ms / 1000,
+            s.batch_wait_ms / 1000, s.max_queue, s.max_wait_ms / 1000, self.workers,
         )
         batcher.start()
         self.batchers[name] = batcher

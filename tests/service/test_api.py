@@ -261,7 +261,8 @@ def test_a_killed_inference_process_is_replaced(models_dir):
 
 
 def test_a_client_that_disconnects_leaves_the_queue(models_dir):
-    """Its texts are never translated: the job is dropped while it waits for its batch (here, a long window)."""
+    """Its texts are never translated: the job is dropped while it waits for a worker (here, the only one, kept
+    busy by another model's long request)."""
     import httpx
     from prometheus_client import REGISTRY
 
@@ -273,17 +274,29 @@ def test_a_client_that_disconnects_leaves_the_queue(models_dir):
     def gone() -> float:
         return REGISTRY.get_sample_value("translate_refused_requests_total", {"status": "499", "reason": "ClientGone"}) or 0.0
 
-    with LiveServer(Settings(models_dir=models_dir, workers=1, batch_wait_ms=1500, max_wait_ms=5000)) as server:
-        texts_before, gone_before = texts(), gone()
-        with pytest.raises(httpx.ReadTimeout):  # the client gives up after 0.3 s, inside the batch window
+    def started() -> float:
+        return REGISTRY.get_sample_value("translate_batch_texts_count", {"model": "transformer"}) or 0.0
+
+    long_request = {"model": "transformer", "texts": [" ".join(SENTENCES * 8)] * 8, "beam_size": 16}
+    with LiveServer(Settings(models_dir=models_dir, workers=1, max_wait_ms=60_000)) as server, \
+            ThreadPoolExecutor(1) as pool:
+        texts_before, gone_before, started_before = texts(), gone(), started()
+        busy = pool.submit(httpx.post, f"{server.url}/v1/translate", json=long_request, timeout=120)
+        deadline = time.monotonic() + 10
+        while started() == started_before:  # the long batch holds the only worker
+            assert time.monotonic() < deadline, "the long request did not start"
+            time.sleep(0.01)
+        with pytest.raises(httpx.ReadTimeout):  # the client gives up after 0.3 s, while the long batch runs
             httpx.post(f"{server.url}/v1/translate", json={"model": "lstm", "texts": ["Ein Hund."] * 3}, timeout=0.3)
+        assert not busy.done(), "the long request ended too soon to keep the worker busy"
         deadline = time.monotonic() + 10
         while gone() == gone_before:
             assert time.monotonic() < deadline, "the disconnect was not noticed"
             time.sleep(0.05)
+        assert busy.result().status_code == 200
         r = httpx.post(f"{server.url}/v1/translate", json={"model": "lstm", "text": "Ein Hund."}, timeout=30)
         assert r.status_code == 200
-        assert texts() == texts_before + 1  # only the second request's text was translated
+        assert texts() == texts_before + 1  # only the last request's text was translated
 
 
 def test_a_language_pair_instead_of_a_model(client):
