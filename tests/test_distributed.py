@@ -92,7 +92,9 @@ def test_two_processes_take_the_steps_of_one_accumulating_two(one_process, two_p
 def test_killed_two_process_run_resumes(settings, two_processes, tmp_path):
     out = tmp_path / "run"
     raw = json.loads(settings.read_text())
-    raw["train"].update(max_steps=1000, eval_every=2)
+    # Slow validations (beam 16 over all 64 pairs: ~1.7 s each here) leave the test seconds, not a few steps'
+    # milliseconds, to kill the run after its second checkpoint and before its third (step 6, where it would end).
+    raw["train"].update(max_steps=1000, eval_every=2, eval_beam=16, eval_sentences=64)
     killed_settings = tmp_path / "config.json"
     killed_settings.write_text(json.dumps(raw))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
