@@ -63,8 +63,26 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def join(use_cuda: bool) -> Cluster:
-    """Join the process group the launcher described in the environment (RANK, WORLD_SIZE, MASTER_ADDR, ...)."""
+@contextlib.contextmanager
+def joined(use_cuda: bool) -> Iterator[Cluster]:
+    """This process's place in the group the launcher described in the environment (RANK, WORLD_SIZE, MASTER_ADDR,
+    ...), joined for the block and left after it.
+
+    A block that ends normally ends with a barrier: Gloo's worker threads drop their last reference to a collective's
+    tensors just after it completes, and a process whose interpreter is already exiting by then (after a final
+    broadcast) aborts while freeing them. Meeting once more leaves those threads idle. A block that fails skips it:
+    the others may never arrive.
+    """
+    cluster = _join(use_cuda)
+    try:
+        yield cluster
+        cluster.barrier()
+    finally:
+        if cluster.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _join(use_cuda: bool) -> Cluster:
     if launched_world_size() == 1:
         return Cluster()
     if not dist.is_initialized():
@@ -72,8 +90,3 @@ def join(use_cuda: bool) -> Cluster:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return Cluster(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def leave(cluster: Cluster) -> None:
-    if cluster.distributed and dist.is_initialized():
-        dist.destroy_process_group()

@@ -25,7 +25,7 @@ from translate.checkpoint import Checkpoint, load_checkpoint, model_checkpoint, 
 from translate.config import DataConfig, RunConfig, TrainConfig, run_config_from_dict
 from translate.data import Batch, Pair, has_split, pairs_of, read_parallel, token_batches
 from translate.decoding import SearchConfig
-from translate.distributed import Cluster, join, leave
+from translate.distributed import Cluster, joined
 from translate.encoded import CleanReport, EncodedCorpus, Source, cached_tokenizers, clean, encode_sources, open_sources
 from translate.engine import TorchEngine
 from translate.errors import TrainingInterrupted, TranslateError
@@ -132,7 +132,7 @@ class Pending:
         steps, self.steps = self.steps, []
         values = torch.stack([torch.stack([loss.float(), norm.float()]) for *_, loss, norm in steps]).tolist() if steps else []
         norms = [norm for _, norm in values]
-        s.state.clipped_steps += sum(n > self.clip_norm for n in norms) if self.clip_norm else 0
+        s.state.clipped_steps += self.clipped(norms)
         self.since_validation += norms
         if s.cluster.is_main and norms:
             s.folder.append_grad_norms(norms)
@@ -142,6 +142,10 @@ class Pending:
         for (step, epoch, lr, tokens, *_), (loss, _) in zip(steps, values):
             for cb in callbacks:
                 cb.on_step(StepMetrics(step, epoch, loss, lr, tokens, s.state.tokens_per_s))
+
+    def clipped(self, norms: list[float]) -> int:
+        """How many of these gradient norms clipping scaled down."""
+        return sum(n > self.clip_norm for n in norms) if self.clip_norm else 0
 
     def restart_clock(self) -> None:
         """After a validation: its time is not training time."""
@@ -181,16 +185,8 @@ def train(
     process alone validates, writes the run folder and calls `callbacks`.
     Ctrl-C (or SIGTERM turned into KeyboardInterrupt) saves a resumable checkpoint, then raises TrainingInterrupted.
     """
-    cluster = join(use_cuda=pick_device(cfg.train.device).type == "cuda")
-    try:
-        summary = _train(cfg, RunFolder(out), resume, callbacks or [], cluster)
-        # Gloo's worker threads drop their last reference to a collective's tensors just after it completes; had the
-        # interpreter begun to exit by then (after the final broadcast), freeing them aborts the process. Everyone
-        # meeting once more first leaves those threads idle.
-        cluster.barrier()
-        return summary
-    finally:
-        leave(cluster)
+    with joined(use_cuda=pick_device(cfg.train.device).type == "cuda") as cluster:
+        return _train(cfg, RunFolder(out), resume, callbacks or [], cluster)
 
 
 def _train(cfg: RunConfig, folder: RunFolder, resume: bool, callbacks: list[Callback], cluster: Cluster) -> TrainSummary:
@@ -419,10 +415,9 @@ def _norm_stats(s: Session) -> dict[str, float]:
     norms, s.pending.since_validation = s.pending.since_validation, []
     if not norms:
         return {}
-    clip = s.cfg.train.clip_norm
     return {
         "grad_norm_mean": round(sum(norms) / len(norms), 4), "grad_norm_max": round(max(norms), 4),
-        "clipped": round(sum(n > clip for n in norms) / len(norms), 4) if clip else 0.0,
+        "clipped": round(s.pending.clipped(norms) / len(norms), 4),
     }
 
 
