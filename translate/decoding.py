@@ -58,15 +58,16 @@ class _Stepper:
 
     def __init__(self, model: Seq2Seq, state: State, use_cache: bool, rows: int, device: torch.device):
         self.model, self.state, self.use_cache = model, state, use_cache
+        self.decode = model.decode if model.step_replay is None else model.step_replay.decode
         self.prefix = torch.full((rows, 1), BOS_ID, dtype=torch.long, device=device)  # (N, t): BOS + outputs
 
     def step(self, need_attention: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (N, V) of the next token and attention (N, S) of the newest position."""
         if self.use_cache:
-            out = self.model.decode(self.prefix[:, -1:], self.state, need_attention)
+            out = self.decode(self.prefix[:, -1:], self.state, need_attention)
             self.state = out.state
         else:
-            out = self.model.decode(self.prefix, self.state, need_attention)  # self.state stays the encoder's
+            out = self.decode(self.prefix, self.state, need_attention)  # self.state stays the encoder's
         attention = None if out.attention is None else out.attention[:, -1]
         return out.logits[:, -1].float(), attention
 

@@ -1,7 +1,7 @@
 """Inference-time forms of a trained model: packed projections and reduced-precision weights.
 
-`prepare_for_inference(model, quantize)` returns the model ready to decode: in eval mode, with its attention
-projections packed (q/k/v of self-attention in one matrix, k/v of cross-attention in another), and with
+`prepare_for_inference(model, quantize)` returns the model ready to decode: in eval mode, its decoding steps
+replayed from traces (`translate.replay`), with its attention projections packed (q/k/v of self-attention in one matrix, k/v of cross-attention in another), and with
 - quantize="int8": every linear layer's weights in int8 (one scale per output row) and its inputs quantized at run
   time, multiplied in int8 (AVX-512 VNNI on this CPU): torch's fused dynamic int8 linear (fbgemm: quantize, multiply,
   dequantize and add the bias in one operation) where this torch has it, else `Int8Linear` below; LSTM and GRU
@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from translate.models import Seq2Seq
+from translate.replay import StepReplay
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,9 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
 
-def prepare_for_inference(model: Seq2Seq, quantize: str = "none") -> Seq2Seq:
-    """The model in eval mode with packed projections and the requested precision (see the module docstring)."""
+def prepare_for_inference(model: Seq2Seq, quantize: str = "none", replay: bool = True) -> Seq2Seq:
+    """The model in eval mode with packed projections and the requested precision (see the module docstring);
+    `replay`: its decoding steps replayed from traces (False: every step eager, e.g. to profile it)."""
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZE)}, not {quantize!r}")
     model = model.eval()
@@ -74,6 +76,7 @@ def prepare_for_inference(model: Seq2Seq, quantize: str = "none") -> Seq2Seq:
         _int8_linears(model)
     elif quantize == "bf16":
         model = model.to(torch.bfloat16)
+    model.step_replay = StepReplay(model) if replay else None
     return model
 
 

@@ -19,7 +19,9 @@ those entries for every beam at every step would cost as much memory traffic as 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -32,6 +34,12 @@ class DecoderOutput:
     logits: torch.Tensor  # (B, T, V) unnormalised scores of the next token at each position
     state: State  # advanced past the T tokens
     attention: torch.Tensor | None  # (B, T, S) attention over source positions, heads averaged; None if none
+
+
+class StepDecoder(Protocol):
+    """Something that decodes a model's steps for it (`translate.replay.StepReplay`)."""
+
+    def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput: ...
 
 
 class Seq2Seq(nn.Module, ABC):
@@ -50,6 +58,13 @@ class Seq2Seq(nn.Module, ABC):
         return self.decode(tgt_in, self.encode(src, src_mask)).logits
 
     source_keys: frozenset[str] = frozenset()  # state entries held once per source (see the module docstring)
+    step_replay: StepDecoder | None = None  # set by `prepare_for_inference`: decoding steps replayed from traces
+
+    def step_kind(self, tgt: torch.Tensor, state: State) -> Hashable | None:
+        """What decides the Python path `decode(tgt, state)` takes for one new token per row, beyond tensor shapes:
+        steps of one kind run the same tensor operations, so one trace replays them all (`translate.replay`).
+        None: run this step eagerly. The default never replays; a model opts in by naming its decisions."""
+        return None
 
     def expand_state(self, state: State, beam_size: int) -> State:
         """Each source's state for `beam_size` rows: rows j*K .. j*K+K-1 belong to source j."""

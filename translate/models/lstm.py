@@ -136,6 +136,10 @@ class RecurrentSeq2Seq(Seq2Seq):
         """The fused RNN kernels hide the recurrence from autograd: unroll the encoder position by position."""
         return encode_unrolled(self, src, src_mask)
 
+    def step_kind(self, tgt: torch.Tensor, state: State):
+        """Beams grouped by source or not (see `attend`): the attention's one decision; the rest is fixed."""
+        return self.attention is not None and tgt.size(0) != state["k"].size(0)
+
     def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput:
         x = self.dropout(self.tgt_embedding(tgt) * self.encoder.scale)  # (B, T, E): the same scale both sides
         h0 = state["h"].transpose(0, 1).contiguous()  # (L, B, H)

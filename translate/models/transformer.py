@@ -158,6 +158,14 @@ class Transformer(Seq2Seq):
         memory, state = self._encode(src, src_mask)
         return state, [memory]
 
+    def step_kind(self, tgt: torch.Tensor, state: State):
+        """First step or not (an empty cache is replaced, not extended), beams grouped by source or not (see
+        `attend`), and the position table a trace keeps (grown eagerly when a step needs more rows)."""
+        past, table = state["self_k0"].size(2), self._position_table
+        if table is None or table.size(0) <= past or table.dtype != state["self_k0"].dtype:
+            return None
+        return past > 0, tgt.size(0) != state["src_mask"].size(0), table.size(0)
+
     def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput:
         past, T = state["self_k0"].size(2), tgt.size(1)
         x = self._embed(self.tgt_embedding, tgt, past)  # (B, T, D)
