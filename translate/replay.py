@@ -40,11 +40,13 @@ class StepReplay:
         self.model = model
         self._traces: dict[Hashable, torch.jit.ScriptModule | None] = {}  # None: that kind failed to trace
         self._lock = threading.Lock()  # worker threads may meet a new kind together
+        self.replayed = 0  # steps replayed so far (the others ran eagerly)
 
     def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput:
         trace = self._trace_for(tgt, state, need_attention)
         if trace is None:
             return self.model.decode(tgt, state, need_attention)
+        self.replayed += 1
         out = trace(tgt, *state.values())
         return DecoderOutput(out[0], dict(zip(state, out[1:])), None)
 

@@ -154,9 +154,10 @@ class Translator:
         model = ckpt.build(dev)
         parameters = count_parameters(model)
         model = prepare_for_inference(model, quantize)
+        engine = TorchEngine(model, dev, workers if dev.type == "cpu" else 1, inference_only=True)
         return cls(
-            TorchEngine(model, dev, workers if dev.type == "cpu" else 1), ckpt.tokenizers, ckpt.arch, ckpt.src_lang,
-            ckpt.tgt_lang, parameters, model, ckpt.metrics, run_of(path).evaluations(), "torch", quantize,
+            engine, ckpt.tokenizers, ckpt.arch, ckpt.src_lang, ckpt.tgt_lang, parameters, model, ckpt.metrics,
+            run_of(path).evaluations(), "torch", quantize,
         )
 
     @classmethod

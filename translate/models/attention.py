@@ -29,6 +29,13 @@ def scaled_dot_product_attention(
 SHORT_QUERIES = 16  # query positions up to which eval-mode attention takes the written-out path
 
 
+def attention_kind(rows: int, sources: int) -> tuple[bool, bool]:
+    """What `attend` decides for one new query per row over keys held by `sources`: whether the rows come grouped
+    by source, and whether a source's queries are few enough for the written-out form. The part of a decoding
+    step's kind (`Seq2Seq.step_kind`) that attention owns."""
+    return rows != sources, rows // sources <= SHORT_QUERIES
+
+
 def _group(q: torch.Tensor, n: int) -> torch.Tensor:
     """(n*K, h, T, d) -> (n, h, K*T, d): the queries of a source's K rows side by side."""
     B, h, T, d = q.shape

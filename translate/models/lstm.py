@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from translate.models.attention import MultiHeadAttention
+from translate.models.attention import MultiHeadAttention, attention_kind
 from translate.models.base import DecoderOutput, Seq2Seq, State
 from translate.models.dropout import Dropout
 
@@ -137,8 +137,8 @@ class RecurrentSeq2Seq(Seq2Seq):
         return encode_unrolled(self, src, src_mask)
 
     def step_kind(self, tgt: torch.Tensor, state: State):
-        """Beams grouped by source or not (see `attend`): the attention's one decision; the rest is fixed."""
-        return self.attention is not None and tgt.size(0) != state["k"].size(0)
+        """The attention's decisions (see `attention_kind`); the rest of a step is the same every time."""
+        return () if self.attention is None else attention_kind(tgt.size(0), state["k"].size(0))
 
     def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput:
         x = self.dropout(self.tgt_embedding(tgt) * self.encoder.scale)  # (B, T, E): the same scale both sides

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from translate.models.attention import MultiHeadAttention
+from translate.models.attention import MultiHeadAttention, attention_kind
 from translate.models.base import DecoderOutput, Seq2Seq, State
 from translate.models.dropout import Dropout
 
@@ -159,12 +159,12 @@ class Transformer(Seq2Seq):
         return state, [memory]
 
     def step_kind(self, tgt: torch.Tensor, state: State):
-        """First step or not (an empty cache is replaced, not extended), beams grouped by source or not (see
-        `attend`), and the position table a trace keeps (grown eagerly when a step needs more rows)."""
+        """First step or not (an empty cache is replaced, not extended), the cross-attention's decisions (see
+        `attention_kind`), and the position table a trace keeps (grown eagerly when a step needs more rows)."""
         past, table = state["self_k0"].size(2), self._position_table
         if table is None or table.size(0) <= past or table.dtype != state["self_k0"].dtype:
             return None
-        return past > 0, tgt.size(0) != state["src_mask"].size(0), table.size(0)
+        return past > 0, attention_kind(tgt.size(0), state["src_mask"].size(0)), table.size(0)
 
     def decode(self, tgt: torch.Tensor, state: State, need_attention: bool = False) -> DecoderOutput:
         past, T = state["self_k0"].size(2), tgt.size(1)
