@@ -115,7 +115,7 @@ def transformer_table(args, sources, refs) -> None:
         print(f"measured beam {beam}", flush=True)
     peer = rows["CTranslate2 int8"]
     print(f"\n{args.run}: {len(sources)} sentences of {args.split}, output tokens/s (best of {args.repeats} rounds), "
-          f"{len(os.sched_getaffinity(0))} cores")
+          f"{len(os.sched_getaffinity(0))} cores ({cpu_features()})")
     print(f"{'engine':22s} {'layout':>18s} {'greedy tok/s':>13s} {'BLEU':>6s} {'vs ct2 int8':>11s} "
           f"{'beam5 tok/s':>12s} {'BLEU':>6s} {'vs ct2 int8':>11s}")
     for name, r in rows.items():
@@ -123,6 +123,17 @@ def transformer_table(args, sources, refs) -> None:
               f"{r[1]['tok_s'] / peer[1]['tok_s']:10.2f}x {r[5]['tok_s']:12,.0f} {r[5]['bleu']:6.2f} "
               f"{r[5]['tok_s'] / peer[5]['tok_s']:10.2f}x")
     tmp.cleanup()
+
+
+def cpu_features() -> str:
+    """What this CPU gives int8 and bf16, which decides their speed: torch's vector level, VNNI, native bfloat16."""
+    import torch
+
+    from translate.inference import native_bf16
+
+    vnni = getattr(torch.cpu, "_is_vnni_supported", lambda: None)()
+    return (f"{torch.backends.cpu.get_cpu_capability()}, VNNI {'?' if vnni is None else 'yes' if vnni else 'no'}, "
+            f"bfloat16 {'native' if native_bf16() else 'emulated'}")
 
 
 def ours(run: Path, quantize: str, sources: list[str], refs: list[str], beam: int, repeats: int) -> dict:

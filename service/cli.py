@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--engine", choices=("torch", "ctranslate2"), default=None,
                    help="ctranslate2: Transformers run on CTranslate2 (exported on first use), others on ours")
     s.add_argument("--quantize", choices=("none", "int8", "bf16"), default=None,
-                   help="reduced precision for inference (default: none)")
+                   help="reduced precision for inference: int8 (CPU) or bf16 (GPUs, and CPUs with AVX-512 BF16 or AMX) "
+                        "(default: none)")
     s.add_argument("--device", default=None, help="auto | cpu | cuda (default: cpu)")
     s.add_argument("--api-keys-file", default=None,
                    help="require API keys: one per line (or TRANSLATE_API_KEYS=k1,k2; keys never go on the command line)")
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # How long uvicorn's rolling restart (SIGHUP with --processes N) waits for a new process to load its models before
-# it gives up and keeps the old one; also how long it waits on a process that does not answer its health check.
+# it gives up and keeps the old one (its health checks wait `Settings.process_liveness_s`: service.processes).
 PROCESS_START_TIMEOUT_S = 300
 
 
@@ -43,6 +44,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.processes import Supervisor
     from service.requests_log import log_to_stderr
     from service.settings import Settings
 
@@ -71,8 +73,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"serving {settings.models_dir} at http://{settings.host}:{settings.port}/ with {settings.processes} "
               f"processes (API docs: /schema; kill -HUP {os.getpid()} restarts them one by one, each loading the "
               f"models afresh; POST /admin/reload reloads them all in place)", flush=True)
-        uvicorn.run(
+        config = uvicorn.Config(
             "service.app:create_app_from_env", factory=True, workers=settings.processes,
             timeout_worker_healthcheck=PROCESS_START_TIMEOUT_S, **server_options,
         )
+        Supervisor(config, [config.bind_socket()], settings.process_liveness_s).run()
     return 0

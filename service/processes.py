@@ -4,6 +4,7 @@ uvicorn runs the N processes and shares the port between them; nothing else conn
 wherever it lands, answers 200 only when all N have their models, each process writes its `ProcessState` to a
 folder the parent made (one file per process id, replaced atomically) whenever its state changes, and `/ready` reads
 them all. A file whose process has died says "exited" until the process uvicorn starts in its place clears it.
+`Supervisor` is uvicorn's supervisor of the processes, with a shorter health check (see its docstring).
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 
 import msgspec
+from uvicorn import Config
+from uvicorn.supervisors import Multiprocess
 
 from service.schemas import ProcessState
 from service.settings import Settings
@@ -28,7 +32,38 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # exists, owned by another user
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether the process has exited and waits for its parent to collect it: it still exists for kill(pid, 0)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux): kill(pid, 0) is all there is to go on
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor of the N processes, with a health check shorter than its wait for a process to start.
+
+    uvicorn uses one timeout for both: how long a rolling restart waits for a new process to load its models
+    (minutes, for large models), and how long a health check waits for a process to answer. A process that dies
+    between the check's question and its answer (the OOM killer, a crash) never answers, and the pipe never closes
+    (the supervisor holds both of its ends), so the supervisor would wait out the whole start-up timeout: minutes in
+    which the dead process is not replaced and SIGTERM goes unheard. Here the health check waits `liveness_s`."""
+
+    def __init__(self, config: Config, sockets: list[socket.socket], liveness_s: float):
+        super().__init__(config, sockets)
+        self.liveness_s = liveness_s
+
+    def keep_subprocess_alive(self) -> None:
+        start_timeout = self.config.timeout_worker_healthcheck
+        self.config.timeout_worker_healthcheck = self.liveness_s
+        try:
+            super().keep_subprocess_alive()
+        finally:
+            self.config.timeout_worker_healthcheck = start_timeout
 
 
 class ProcessBoard:

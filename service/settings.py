@@ -20,6 +20,7 @@ class Settings:
     port: int = 8000
     processes: int = 1  # service processes sharing the port (uvicorn's workers), each with its own models and workers
     processes_dir: Path | None = None  # where the processes publish their states (`translate serve` makes it)
+    process_liveness_s: float = 30.0  # with processes > 1: a process that does not answer a health check by then is replaced
     workers: int = 0  # inference worker processes (threads on a GPU) per service process; 0: its share of the cores
     device: str = "cpu"  # auto | cpu | cuda
     engine: str = "torch"  # torch (every architecture) | ctranslate2 (Transformers; the others stay on torch)
@@ -40,6 +41,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.processes < 1:
             raise ValueError(f"processes must be at least 1, not {self.processes}")
+        if self.process_liveness_s <= 0:
+            raise ValueError(f"process_liveness_s must be positive, not {self.process_liveness_s}")
         if self.batch_wait_ms >= self.max_wait_ms:  # every request would wait out the deadline in the batch window
             raise ValueError(f"batch_wait_ms ({self.batch_wait_ms}) must be below max_wait_ms ({self.max_wait_ms})")
 

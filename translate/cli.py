@@ -314,7 +314,8 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=("torch", "ctranslate2"), default="torch",
                    help="torch: ours, every architecture (default); ctranslate2: the Transformer, exported on first use")
     p.add_argument("--quantize", choices=("none", "int8", "bf16"), default="none",
-                   help="reduced precision for inference: int8 weights (CPU) or bfloat16 (default: none)")
+                   help="reduced precision for inference: int8 weights (CPU) or bfloat16 (GPUs, and CPUs with AVX-512 "
+                        "BF16 or AMX; elsewhere it is emulated, slower than none) (default: none)")
     p.add_argument("--workers", type=int, default=0,
                    help="decoding workers, each on one thread (default 0: one per core)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")

@@ -197,7 +197,10 @@ def test_processes_share_one_port_and_are_ready_only_together(trained_runs, tmp_
         not_ready = [(p["pid"], p["status"]) for p in refusal["processes"] if p["status"] != "ready"]
         assert refusal["status"] == "waiting for processes" and not_ready, refusal
         assert all(p == (victim, "exited") or (p[0] not in pids and p[1] == "loading") for p in not_ready), refusal
-        body = wait_for(lambda: (r := httpx.get(f"{server.url}/ready")).status_code == 200 and r.json(), "no 200", server.log)
+        # (A process killed while uvicorn's supervisor waits for its health check's answer is replaced only after
+        # the check's timeout, 30 s by default: see test_a_process_that_dies_during_its_health_check_is_replaced.)
+        body = wait_for(lambda: (r := httpx.get(f"{server.url}/ready")).status_code == 200 and r.json(), "no 200",
+                        server.log, seconds=90)
         assert len(body["processes"]) == 2 and victim not in {p["pid"] for p in body["processes"]}, body
         wait_for(lambda: not any(map(running, workers)), f"inference workers {workers} outlived their server", server.log)
 
@@ -206,3 +209,29 @@ def test_processes_share_one_port_and_are_ready_only_together(trained_runs, tmp_
     finally:
         assert server.stop() == 0
     assert list(states.iterdir()) == []  # the states' folder is gone
+
+
+def test_a_process_that_dies_during_its_health_check_is_replaced(trained_runs, tmp_path):
+    """uvicorn's supervisor asks each process whether it is alive and waits for the answer; a process that dies
+    before answering (here: stopped, then killed) must neither be reported ready while it lies unreaped, nor hold up
+    the supervisor past the health check's timeout (`process_liveness_s`; it used to wait out the 300 s allowed for
+    starting a process, not replacing it and not hearing SIGTERM meanwhile)."""
+    models, states = tmp_path / "models", tmp_path / "tmp"
+    models.mkdir(), states.mkdir()
+    (models / "transformer").symlink_to(trained_runs["transformer"][0], target_is_directory=True)
+    server = ServerProcess(models, tmp_path / "server.log", "--processes", "2", TMPDIR=str(states),
+                           TRANSLATE_PROCESS_LIVENESS_S="3")
+    try:
+        pids = {p["pid"] for p in httpx.get(f"{server.url}/ready").json()["processes"]}
+        victim = min(pids)
+        os.kill(victim, signal.SIGSTOP)
+        time.sleep(1)  # the supervisor's next health check waits for the stopped process's answer
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        assert httpx.get(f"{server.url}/ready").status_code == 503  # dead, though not yet collected by its parent
+        wait_for(lambda: httpx.get(f"{server.url}/ready").status_code == 200, "not replaced", server.log, seconds=60)
+        assert time.monotonic() - killed < 45, "replaced only after the start-up timeout"
+    finally:
+        stopping = time.monotonic()
+        assert server.stop() == 0
+    assert time.monotonic() - stopping < 30

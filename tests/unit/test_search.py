@@ -179,3 +179,22 @@ def test_a_failed_search_leaves_the_workers_ready_for_the_next():
     expected = TorchEngine(model, torch.device("cpu"), workers=1).search(good, cfg, False, max_tokens=64)
     got = engine.search(good, cfg, False, max_tokens=64)
     assert [h[0].tokens for h in got] == [h[0].tokens for h in expected]
+
+
+def test_bf16_on_a_cpu_without_bfloat16_instructions_says_it_is_slow(monkeypatch, caplog):
+    """Without AVX-512 BF16 or AMX, torch emulates bfloat16: measured several times slower than float32, which is the
+    opposite of what the option is for, so preparing such a model warns (and still works)."""
+    import logging
+
+    from translate import inference
+
+    src = make_src(SOURCES[:2])
+    for native, warned in ((False, True), (True, False)):
+        monkeypatch.setattr(inference, "native_bf16", lambda: native)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="translate.inference"):
+            model = prepare_for_inference(small_model("transformer", {}, seed=2), "bf16")
+        assert any("no bfloat16 instructions" in r.getMessage() for r in caplog.records) == warned
+        assert len(search(model, src, src != 0, SearchConfig(beam_size=2))) == 2
+    monkeypatch.undo()
+    assert isinstance(inference.native_bf16(), bool)
