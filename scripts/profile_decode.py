@@ -65,12 +65,13 @@ def step_costs(translator, ids: list[list[int]], beam: int) -> None:
     from translate.decoding import SearchConfig, search
     from translate.tokenizer import BOS_ID
 
+    from bench_decode import timed
+
     model = translator.model
-    decode = model.decode if model.step_replay is None else model.step_replay.decode
+    decode = model.step_decoder()
 
     def best_ms(fn, calls: int) -> float:
-        fn()
-        return min(_seconds(fn) for _ in range(3)) / calls * 1000
+        return timed(fn, 3)[0] / calls * 1000
 
     with torch.inference_mode():
         for sentences in (1, 2, 4, 8, 16, 32):
@@ -87,12 +88,6 @@ def step_costs(translator, ids: list[list[int]], beam: int) -> None:
             batches = [make_src(ids[i : i + width]) for i in range(0, 30 * width, width)]
             ms = best_ms(lambda: [search(model, b, b != 0, cfg) for b in batches], len(batches))
             print(f"search of {width} sentence(s) at beam {beam}: {ms:6.1f} ms ({ms / width:5.1f} ms a sentence)")
-
-
-def _seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ class _Stepper:
 
     def __init__(self, model: Seq2Seq, state: State, use_cache: bool, rows: int, device: torch.device):
         self.model, self.state, self.use_cache = model, state, use_cache
-        self.decode = model.decode if model.step_replay is None else model.step_replay.decode
+        self.decode = model.step_decoder()
         self.prefix = torch.full((rows, 1), BOS_ID, dtype=torch.long, device=device)  # (N, t): BOS + outputs
 
     def step(self, need_attention: bool) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -19,7 +19,7 @@ those entries for every beam at every step would cost as much memory traffic as 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,6 +59,10 @@ class Seq2Seq(nn.Module, ABC):
 
     source_keys: frozenset[str] = frozenset()  # state entries held once per source (see the module docstring)
     step_replay: StepDecoder | None = None  # set by `prepare_for_inference`: decoding steps replayed from traces
+
+    def step_decoder(self) -> Callable[..., DecoderOutput]:
+        """What decodes a search's steps: their replay from traces where the model is prepared for it, else `decode`."""
+        return self.decode if self.step_replay is None else self.step_replay.decode
 
     def step_kind(self, tgt: torch.Tensor, state: State) -> Hashable | None:
         """What decides the Python path `decode(tgt, state)` takes for one new token per row, beyond tensor shapes:
